@@ -1,0 +1,125 @@
+//! The one error type of switchboard, shared by every transport.
+//!
+//! Transport-specific conditions map onto shared states, so that code written against
+//! `dyn Transport` can match on them: a closed pipe, a reset socket and a shared-memory peer
+//! that set its "closed" flag all become [`Error::Disconnected`].
+
+use std::io;
+
+/// The result type of every fallible switchboard call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while connecting, sending or receiving.
+///
+/// After [`Disconnected`](Error::Disconnected), [`FrameTooLarge`](Error::FrameTooLarge),
+/// [`Truncated`](Error::Truncated) or [`CorruptSegment`](Error::CorruptSegment) the connection
+/// is finished: every later call returns `Disconnected`. After
+/// [`MessageTooLarge`](Error::MessageTooLarge) and [`Timeout`](Error::Timeout) it is still
+/// usable, and nothing was sent or lost.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The peer closed its end, exited or died; no more messages will arrive.
+    #[error("peer disconnected")]
+    Disconnected,
+
+    /// Nothing arrived before the deadline. No message was lost or half-read.
+    #[error("timed out")]
+    Timeout,
+
+    /// A message given to `send` is larger than this endpoint's maximum; nothing was written.
+    #[error("message of {len} bytes exceeds the maximum of {max} bytes")]
+    MessageTooLarge {
+        /// Length of the rejected message.
+        len: usize,
+        /// The endpoint's maximum message size.
+        max: usize,
+    },
+
+    /// The peer announced a frame larger than this endpoint accepts; nothing was allocated for it.
+    #[error("peer announced a frame of {len} bytes, above the maximum of {max} bytes")]
+    FrameTooLarge {
+        /// The length the peer announced.
+        len: u64,
+        /// This endpoint's maximum message size.
+        max: usize,
+    },
+
+    /// The peer closed the connection in the middle of a frame.
+    #[error("frame truncated: the peer closed after {received} of {expected} bytes")]
+    Truncated {
+        /// Bytes the frame should have had, prefix included.
+        expected: usize,
+        /// Bytes that arrived before the end of the stream.
+        received: usize,
+    },
+
+    /// The connection handshake failed: wrong protocol version, wrong token, or garbage.
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+
+    /// A shared-memory segment has the wrong magic, version, size or capacity.
+    #[error("incompatible shared-memory segment: {0}")]
+    IncompatibleSegment(String),
+
+    /// A shared-memory segment holds an index or length that cannot be valid: the peer wrote
+    /// garbage, or something else wrote into the mapping.
+    #[error("corrupt shared-memory segment: {0}")]
+    CorruptSegment(&'static str),
+
+    /// An option, address or environment variable handed to switchboard is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// Any other operating-system error.
+    #[error(transparent)]
+    Io(io::Error),
+}
+
+/// The one place where I/O errors that mean "the peer is gone" become `Disconnected`.
+impl From<io::Error> for Error {
+    fn from(err: io::Error) -> Self {
+        match err.kind() {
+            io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof => Error::Disconnected,
+            _ => Error::Io(err),
+        }
+    }
+}
+
+impl From<nix::errno::Errno> for Error {
+    fn from(errno: nix::errno::Errno) -> Self {
+        io::Error::from(errno).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_gone_kinds_become_disconnected() {
+        for kind in [
+            io::ErrorKind::BrokenPipe,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::UnexpectedEof,
+        ] {
+            assert!(matches!(Error::from(io::Error::from(kind)), Error::Disconnected));
+        }
+        assert!(matches!(Error::from(nix::errno::Errno::EPIPE), Error::Disconnected));
+        assert!(matches!(
+            Error::from(io::Error::from(io::ErrorKind::PermissionDenied)),
+            Error::Io(_)
+        ));
+    }
+
+    #[test]
+    fn io_display_is_not_doubled() {
+        let err = Error::from(io::Error::other("boom"));
+        assert_eq!(err.to_string(), "boom");
+        assert!(std::error::Error::source(&err).is_none());
+    }
+}

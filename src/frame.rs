@@ -1,0 +1,471 @@
+//! Length-prefixed framing over a byte stream, shared by tcp, unix and pipe.
+//!
+//! Wire format: each message is a `u32` little-endian length, then that many bytes (see the
+//! README). A stream's `send` and `recv` may move fewer bytes than asked (the socket HOWTO's
+//! lesson), so the writer loops over partial writes and the reader reassembles frames from a
+//! buffer. The sender makes one gather write (`writev`/`sendmsg`) per message; the receiver
+//! reads into a 64 KiB buffer and serves every frame in it before reading again. Frames too
+//! big for that buffer are read straight into a body buffer that is handed to the caller by
+//! swapping `Vec`s, so no message is copied twice and warm buffers are never reallocated.
+
+use std::io::{self, IoSlice};
+use std::mem;
+use std::time::Instant;
+
+use crate::stream::Stream;
+use crate::{Error, Result};
+
+/// Bytes in the length prefix.
+pub(crate) const PREFIX_LEN: usize = 4;
+
+/// The receive buffer's resting size.
+const READ_BUF: usize = 64 * 1024;
+
+/// Decodes and encodes frames over a [`Stream`].
+#[derive(Debug)]
+pub(crate) struct Framed<S> {
+    io: S,
+    max: usize,
+    /// Received bytes; `rbuf[start..end]` are not yet consumed. Grows past `READ_BUF` only
+    /// while `send` absorbs incoming data, and shrinks back once drained.
+    rbuf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// A frame too big for `rbuf` whose body is being read into `body[..len]`.
+    large: Option<Large>,
+    /// Body buffer for large frames; its length is a high-water mark, so it is only zeroed
+    /// when it must grow.
+    body: Vec<u8>,
+    /// The peer closed its sending side (seen while absorbing during `send`).
+    read_eof: bool,
+    /// A protocol error or a failed write ended the connection.
+    broken: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Large {
+    len: usize,
+    filled: usize,
+}
+
+impl<S: Stream> Framed<S> {
+    pub(crate) fn new(io: S, max: usize) -> Self {
+        Framed {
+            io,
+            max,
+            rbuf: vec![0; READ_BUF],
+            start: 0,
+            end: 0,
+            large: None,
+            body: Vec::new(),
+            read_eof: false,
+            broken: false,
+        }
+    }
+
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    pub(crate) fn max_message_size(&self) -> usize {
+        self.max
+    }
+
+    /// Sends one frame with a single gather write when the stream has room.
+    pub(crate) fn send(&mut self, msg: &[u8]) -> Result<()> {
+        if msg.len() > self.max {
+            return Err(Error::MessageTooLarge { len: msg.len(), max: self.max });
+        }
+        if self.broken {
+            return Err(Error::Disconnected);
+        }
+        let prefix = (msg.len() as u32).to_le_bytes();
+        let total = PREFIX_LEN + msg.len();
+        let mut done = 0;
+        while done < total {
+            let result = if done < PREFIX_LEN {
+                self.io.try_write_vectored(&[IoSlice::new(&prefix[done..]), IoSlice::new(msg)])
+            } else {
+                self.io.try_write_vectored(&[IoSlice::new(&msg[done - PREFIX_LEN..])])
+            };
+            match result {
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_writable()?,
+                Err(e) => {
+                    // Half a frame may be out: the stream can no longer be trusted.
+                    self.broken = true;
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for room to write, reading incoming data meanwhile (up to a bound) so that a peer
+    /// blocked in its own `send` can finish and start reading.
+    fn wait_writable(&mut self) -> Result<()> {
+        loop {
+            let absorb = !self.read_eof && self.absorb_room();
+            let ready = self.io.wait(absorb, true, None)?;
+            if ready.readable {
+                self.absorb()?;
+            }
+            if ready.writable {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Whether `absorb` may take more bytes: up to one maximum message beyond the buffer.
+    fn absorb_room(&self) -> bool {
+        match self.large {
+            Some(large) if large.filled < large.len => true,
+            _ => self.end < self.rbuf.len() || self.rbuf.len() < self.max.saturating_add(PREFIX_LEN).max(READ_BUF),
+        }
+    }
+
+    /// Reads what is available (the caller saw the stream readable) into the right buffer.
+    fn absorb(&mut self) -> Result<()> {
+        let result = match &mut self.large {
+            Some(large) if large.filled < large.len => {
+                let r = self.io.read(&mut self.body[large.filled..large.len]);
+                if let Ok(n) = r {
+                    large.filled += n;
+                }
+                r
+            }
+            _ => {
+                if self.end == self.rbuf.len() {
+                    self.compact();
+                }
+                if self.end == self.rbuf.len() {
+                    let cap = self.max.saturating_add(PREFIX_LEN).max(READ_BUF);
+                    let grown = (self.rbuf.len() * 2).min(cap);
+                    self.rbuf.resize(grown, 0);
+                }
+                let r = self.io.read(&mut self.rbuf[self.end..]);
+                if let Ok(n) = r {
+                    self.end += n;
+                }
+                r
+            }
+        };
+        match result {
+            Ok(0) => self.read_eof = true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock) => {}
+            // A reset or other read error: recv will report it; the send may still finish.
+            Err(_) => self.read_eof = true,
+        }
+        Ok(())
+    }
+
+    /// Receives the next frame into `buf`. With a deadline, waits in `ppoll` before each read
+    /// and returns `Timeout` at the deadline, keeping any partial frame for the next call.
+    pub(crate) fn recv(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<usize> {
+        if self.broken {
+            return Err(Error::Disconnected);
+        }
+        loop {
+            if let Some(large) = &mut self.large {
+                // Bytes that arrived together with the prefix go first.
+                let n = (self.end - self.start).min(large.len - large.filled);
+                self.body[large.filled..large.filled + n].copy_from_slice(&self.rbuf[self.start..self.start + n]);
+                self.start += n;
+                large.filled += n;
+                if large.filled == large.len {
+                    let len = large.len;
+                    self.large = None;
+                    mem::swap(buf, &mut self.body);
+                    buf.truncate(len);
+                    self.reset_if_drained();
+                    return Ok(len);
+                }
+                let (len, filled) = (large.len, large.filled);
+                let n = self.read_some(deadline, Some((len, filled)))?;
+                if n == 0 {
+                    return Err(self.fail(Error::Truncated { expected: PREFIX_LEN + len, received: PREFIX_LEN + filled }));
+                }
+                if let Some(large) = &mut self.large {
+                    large.filled += n;
+                }
+                continue;
+            }
+
+            let avail = self.end - self.start;
+            let mut need = PREFIX_LEN;
+            if avail >= PREFIX_LEN {
+                let prefix: [u8; PREFIX_LEN] = self.rbuf[self.start..self.start + PREFIX_LEN].try_into().expect("4 bytes");
+                let len = u32::from_le_bytes(prefix) as usize;
+                if len > self.max {
+                    return Err(self.fail(Error::FrameTooLarge { len: len as u64, max: self.max }));
+                }
+                if avail >= PREFIX_LEN + len {
+                    let body = self.start + PREFIX_LEN;
+                    buf.clear();
+                    buf.extend_from_slice(&self.rbuf[body..body + len]);
+                    self.start = body + len;
+                    self.reset_if_drained();
+                    return Ok(len);
+                }
+                if PREFIX_LEN + len > READ_BUF {
+                    self.start += PREFIX_LEN;
+                    if self.body.len() < len {
+                        self.body.resize(len, 0);
+                    }
+                    self.large = Some(Large { len, filled: 0 });
+                    continue;
+                }
+                need = PREFIX_LEN + len;
+            }
+            if self.start + need > self.rbuf.len() {
+                self.compact();
+            }
+            if self.read_some(deadline, None)? == 0 {
+                return Err(if avail == 0 {
+                    self.fail(Error::Disconnected)
+                } else {
+                    let expected = if avail >= PREFIX_LEN { need } else { PREFIX_LEN };
+                    self.fail(Error::Truncated { expected, received: avail })
+                });
+            }
+        }
+    }
+
+    /// One read into the large body (`Some((len, filled))`) or the buffer tail; 0 at EOF.
+    fn read_some(&mut self, deadline: Option<Instant>, large: Option<(usize, usize)>) -> Result<usize> {
+        loop {
+            if self.read_eof {
+                return Ok(0);
+            }
+            if let Some(deadline) = deadline {
+                if !self.io.wait(true, false, Some(deadline))?.readable {
+                    return Err(Error::Timeout);
+                }
+            }
+            let result = match large {
+                Some((len, filled)) => self.io.read(&mut self.body[filled..len]),
+                None => self.io.read(&mut self.rbuf[self.end..]),
+            };
+            match result {
+                Ok(n) => {
+                    if large.is_none() {
+                        self.end += n;
+                    }
+                    if n == 0 {
+                        self.read_eof = true;
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.fail(e.into())),
+            }
+        }
+    }
+
+    fn compact(&mut self) {
+        self.rbuf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+    }
+
+    fn reset_if_drained(&mut self) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.rbuf.len() > READ_BUF {
+                self.rbuf.truncate(READ_BUF);
+                self.rbuf.shrink_to_fit();
+            }
+        }
+    }
+
+    /// Ends the connection after a protocol or I/O error; later calls are `Disconnected`.
+    fn fail(&mut self, err: Error) -> Error {
+        self.broken = true;
+        err
+    }
+}
+
+/// Implements [`Transport`](crate::Transport) for a backend whose `framed` field is a
+/// `Framed`: the three kernel transports differ only in how they connect.
+macro_rules! impl_transport {
+    ($ty:ty, $kind:expr) => {
+        impl $crate::Transport for $ty {
+            fn send(&mut self, msg: &[u8]) -> $crate::Result<()> {
+                self.framed.send(msg)
+            }
+            fn recv(&mut self, buf: &mut Vec<u8>) -> $crate::Result<usize> {
+                self.framed.recv(buf, None)
+            }
+            fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: std::time::Duration) -> $crate::Result<usize> {
+                // A deadline too far away to represent is no deadline.
+                self.framed.recv(buf, std::time::Instant::now().checked_add(timeout))
+            }
+            fn kind(&self) -> $crate::Kind {
+                $kind
+            }
+            fn max_message_size(&self) -> usize {
+                self.framed.max_message_size()
+            }
+        }
+    };
+}
+pub(crate) use impl_transport;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::Ready;
+    use std::collections::VecDeque;
+
+    /// An in-memory stream: reads return at most `chunk` bytes of `input`, then EOF (or
+    /// WouldBlock-style "not ready" when `open`); writes are collected, at most `wchunk` at a
+    /// time.
+    struct Mem {
+        input: VecDeque<u8>,
+        chunk: usize,
+        open: bool,
+        output: Vec<u8>,
+        wchunk: usize,
+    }
+
+    impl Mem {
+        fn new(input: &[u8], chunk: usize) -> Self {
+            Mem { input: input.iter().copied().collect(), chunk, open: false, output: Vec::new(), wchunk: usize::MAX }
+        }
+    }
+
+    impl Stream for Mem {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.input.is_empty() && self.open {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.chunk).min(self.input.len());
+            for b in &mut buf[..n] {
+                *b = self.input.pop_front().unwrap();
+            }
+            Ok(n)
+        }
+        fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.wchunk - n);
+                self.output.extend_from_slice(&b[..take]);
+                n += take;
+            }
+            Ok(n)
+        }
+        fn wait(&mut self, read: bool, write: bool, _: Option<Instant>) -> io::Result<Ready> {
+            Ok(Ready { readable: read && (!self.input.is_empty() || !self.open), writable: write })
+        }
+    }
+
+    fn encode(msgs: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for m in msgs {
+            out.extend_from_slice(&(m.len() as u32).to_le_bytes());
+            out.extend_from_slice(m);
+        }
+        out
+    }
+
+    #[test]
+    fn decodes_one_byte_at_a_time() {
+        let big = vec![7u8; 3 * READ_BUF + 5];
+        let msgs: [&[u8]; 4] = [b"", b"a", b"hello world", &big];
+        for chunk in [1, 3, 4, 5, 4096, usize::MAX] {
+            let mut f = Framed::new(Mem::new(&encode(&msgs), chunk), 1 << 20);
+            let mut buf = Vec::new();
+            for m in msgs {
+                assert_eq!(f.recv(&mut buf, None).unwrap(), m.len());
+                assert_eq!(buf, m);
+            }
+            assert!(matches!(f.recv(&mut buf, None), Err(Error::Disconnected)));
+            assert!(matches!(f.recv(&mut buf, None), Err(Error::Disconnected)));
+        }
+    }
+
+    #[test]
+    fn eof_inside_a_frame_is_truncated() {
+        let wire = encode(&[b"0123456789"]);
+        for cut in 1..wire.len() {
+            let mut f = Framed::new(Mem::new(&wire[..cut], 2), 1024);
+            let err = f.recv(&mut Vec::new(), None).unwrap_err();
+            assert!(matches!(err, Error::Truncated { received, .. } if received == cut), "cut {cut}: {err:?}");
+        }
+        let big = vec![1u8; READ_BUF * 2];
+        let wire = encode(&[&big]);
+        let mut f = Framed::new(Mem::new(&wire[..wire.len() - 1], 1000), 1 << 20);
+        assert!(matches!(f.recv(&mut Vec::new(), None), Err(Error::Truncated { .. })));
+    }
+
+    #[test]
+    fn oversized_prefix_is_refused_without_allocating() {
+        for len in [1025u32, u32::MAX] {
+            let mut f = Framed::new(Mem::new(&len.to_le_bytes(), 1), 1024);
+            let err = f.recv(&mut Vec::new(), None).unwrap_err();
+            assert!(matches!(err, Error::FrameTooLarge { len: l, max: 1024 } if l == len as u64));
+            assert!(f.body.capacity() == 0 && f.rbuf.len() == READ_BUF);
+            assert!(matches!(f.recv(&mut Vec::new(), None), Err(Error::Disconnected)));
+        }
+    }
+
+    #[test]
+    fn timeout_keeps_the_partial_frame() {
+        let wire = encode(&[b"abcdef"]);
+        let mut f = Framed::new(Mem::new(&wire[..7], 1), 1024);
+        f.io.open = true;
+        let mut buf = Vec::new();
+        assert!(matches!(f.recv(&mut buf, Some(Instant::now())), Err(Error::Timeout)));
+        f.io.input.extend(&wire[7..]);
+        assert_eq!(f.recv(&mut buf, Some(Instant::now())).unwrap(), 6);
+        assert_eq!(buf, b"abcdef");
+    }
+
+    #[test]
+    fn send_writes_prefix_and_body_over_partial_writes() {
+        for wchunk in [1, 3, 4, 7, usize::MAX] {
+            let mut f = Framed::new(Mem::new(&[], 1), 1024);
+            f.io.wchunk = wchunk;
+            f.send(b"").unwrap();
+            f.send(b"xyz").unwrap();
+            assert_eq!(f.io.output, encode(&[b"", b"xyz"]));
+            assert!(matches!(f.send(&[0; 1025]), Err(Error::MessageTooLarge { len: 1025, max: 1024 })));
+            f.send(&[9; 1024]).unwrap();
+        }
+    }
+
+    #[test]
+    fn random_streams_decode_to_the_same_messages() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..50 {
+            let msgs: Vec<Vec<u8>> = (0..20)
+                .map(|_| {
+                    let len = match next() % 4 {
+                        0 => 0,
+                        1 => (next() % 16) as usize,
+                        2 => (next() % 4096) as usize,
+                        _ => (next() % (3 * READ_BUF as u64)) as usize,
+                    };
+                    (0..len).map(|_| next() as u8).collect()
+                })
+                .collect();
+            let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+            let chunk = 1 + (next() % 70_000) as usize;
+            let mut f = Framed::new(Mem::new(&encode(&refs), chunk), 1 << 20);
+            let mut buf = Vec::new();
+            for m in &msgs {
+                f.recv(&mut buf, None).unwrap();
+                assert_eq!(&buf, m);
+            }
+        }
+    }
+}

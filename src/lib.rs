@@ -1,0 +1,28 @@
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod frame;
+mod handshake;
+mod listener;
+mod pair;
+mod pipe;
+pub mod shm;
+mod spawn;
+mod stream;
+mod tcp;
+mod transport;
+mod unix;
+
+pub use error::{Error, Result};
+pub use handshake::PROTOCOL_VERSION;
+pub use listener::{Address, Listener, connect};
+pub use pair::pair;
+pub use pipe::PipeTransport;
+pub use shm::ShmTransport;
+pub use spawn::{ENV_CONNECT, ENV_MAX_MESSAGE_SIZE, ENV_TOKEN, ENV_WAIT, connect_to_parent, spawn_child};
+pub use tcp::TcpTransport;
+pub use transport::{
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_RING_CAPACITY, DEFAULT_SPIN, Kind, MAX_MESSAGE_SIZE_LIMIT, Options, Transport,
+    WaitStrategy,
+};
+pub use unix::{PeerCredentials, UnixTransport};

@@ -1,0 +1,44 @@
+//! Two connected endpoints of any transport in one process, for tests and threads.
+
+use crate::{Kind, Listener, Options, PipeTransport, Result, TcpTransport, Transport, UnixTransport};
+
+/// Two connected endpoints of the `kind` transport in this process.
+///
+/// tcp goes through a real listener on 127.0.0.1 (with the handshake), unix through
+/// `socketpair(2)`, pipe through two pipes, shm through one anonymous shared mapping.
+///
+/// # Errors
+/// [`Error::Io`](crate::Error::Io) if the sockets, pipes or mapping cannot be created.
+///
+/// # Examples
+/// ```
+/// use switchboard::{Kind, Transport, pair};
+///
+/// for kind in [Kind::Tcp, Kind::Unix, Kind::Pipe] {
+///     let (mut a, mut b) = pair(kind, &Default::default())?;
+///     a.send(b"hello")?;
+///     let mut buf = Vec::new();
+///     b.recv(&mut buf)?;
+///     assert_eq!(buf, b"hello");
+/// }
+/// # Ok::<(), switchboard::Error>(())
+/// ```
+pub fn pair(kind: Kind, options: &Options) -> Result<(Box<dyn Transport>, Box<dyn Transport>)> {
+    fn boxed<T: Transport + 'static>((a, b): (T, T)) -> (Box<dyn Transport>, Box<dyn Transport>) {
+        (Box::new(a), Box::new(b))
+    }
+    Ok(match kind {
+        Kind::Tcp => {
+            let listener = Listener::bind_tcp(options)?;
+            let crate::Address::Tcp(addr) = *listener.local_addr() else { unreachable!("tcp listener") };
+            let options2 = options.clone();
+            let client = std::thread::spawn(move || TcpTransport::connect(addr, &options2));
+            let server = listener.accept_timeout(options.handshake_timeout);
+            let client = client.join().expect("connect thread panicked")?;
+            (server?, Box::new(client) as Box<dyn Transport>)
+        }
+        Kind::Unix => boxed(UnixTransport::pair(options)?),
+        Kind::Pipe => boxed(PipeTransport::pair(options)?),
+        Kind::Shm => boxed(crate::ShmTransport::pair(options)?),
+    })
+}

@@ -1,0 +1,269 @@
+//! Starting a child process with a connected transport, and picking it up in the child.
+//!
+//! The parent puts what the child needs in the environment (never argv, which other users can
+//! read in `/proc`): `SWITCHBOARD_CONNECT` says which transport and where, `SWITCHBOARD_TOKEN`
+//! carries 256 random bits that the child presents in its tcp/unix handshake, so another local
+//! process that connects first is refused. Pipes and shared memory travel as inherited file
+//! descriptors: created close-on-exec, with the flag cleared only in the child, between
+//! `fork` and `exec` (`Command::pre_exec`), so that no other child ever inherits them.
+
+#![allow(unsafe_code)]
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+use nix::sys::stat::{SFlag, fstat};
+
+use crate::handshake::Token;
+use crate::listener::{Address, Listener};
+use crate::shm::ShmTransport;
+use crate::{Error, Kind, Options, PipeTransport, Result, TcpTransport, Transport, UnixTransport};
+
+/// Names the transport and where to find it, for the child.
+pub const ENV_CONNECT: &str = "SWITCHBOARD_CONNECT";
+/// The spawn token, 64 hex digits.
+pub const ENV_TOKEN: &str = "SWITCHBOARD_TOKEN";
+/// The parent's maximum message size, which the child adopts.
+pub const ENV_MAX_MESSAGE_SIZE: &str = "SWITCHBOARD_MAX_MESSAGE_SIZE";
+/// The parent's shared-memory wait strategy, which the child adopts.
+pub const ENV_WAIT: &str = "SWITCHBOARD_WAIT";
+
+/// Starts `command` as a child process connected to this one by a `kind` transport, with the
+/// default [`Options`]. See [`Options::spawn_child`].
+///
+/// # Errors
+/// As [`Options::spawn_child`].
+///
+/// # Examples
+/// ```no_run
+/// use std::process::Command;
+/// use switchboard::{Kind, Transport, spawn_child};
+///
+/// let (mut child, mut conn) = spawn_child(Kind::Pipe, &mut Command::new("./worker"))?;
+/// conn.send(b"job")?;
+/// let mut reply = Vec::new();
+/// conn.recv(&mut reply)?;
+/// drop(conn); // the worker's recv returns Disconnected, and it exits
+/// child.wait()?;
+/// # Ok::<(), switchboard::Error>(())
+/// ```
+pub fn spawn_child(kind: Kind, command: &mut Command) -> Result<(Child, Box<dyn Transport>)> {
+    Options::default().spawn_child(kind, command)
+}
+
+/// In a process started by [`spawn_child`], connects to the parent, with the parent's maximum
+/// message size and wait strategy. See [`Options::connect_to_parent`].
+///
+/// # Errors
+/// As [`Options::connect_to_parent`].
+///
+/// # Examples
+/// ```no_run
+/// use switchboard::{Error, Transport, connect_to_parent};
+///
+/// let mut parent = connect_to_parent()?;
+/// let mut job = Vec::new();
+/// loop {
+///     match parent.recv(&mut job) {
+///         Ok(_) => parent.send(&job)?,
+///         Err(Error::Disconnected) => break, // the parent is done, or gone
+///         Err(e) => return Err(e),
+///     }
+/// }
+/// # Ok::<(), switchboard::Error>(())
+/// ```
+pub fn connect_to_parent() -> Result<Box<dyn Transport>> {
+    let mut options = Options::default();
+    if let Some(max) = std::env::var_os(ENV_MAX_MESSAGE_SIZE) {
+        let max = max
+            .to_str()
+            .and_then(|m| m.parse::<usize>().ok())
+            .filter(|&m| m <= crate::MAX_MESSAGE_SIZE_LIMIT)
+            .ok_or_else(|| Error::Config(format!("{ENV_MAX_MESSAGE_SIZE} is not a valid size")))?;
+        options = options.max_message_size(max);
+    }
+    if let Ok(wait) = std::env::var(ENV_WAIT) {
+        options = options.wait_strategy(wait.parse()?);
+    }
+    options.connect_to_parent()
+}
+
+/// Whether this process has already taken its connection to the parent.
+static CONNECTED: AtomicBool = AtomicBool::new(false);
+
+impl Options {
+    /// Starts `command` as a child process connected to this one by a `kind` transport.
+    ///
+    /// The child calls [`connect_to_parent`]. For tcp and unix the parent listens on a fresh
+    /// address (127.0.0.1 port 0, or a socket in a private directory) and accepts only the
+    /// client that presents the token; impostors are refused and it keeps waiting, up to the
+    /// handshake timeout. If the child exits before connecting, this returns at once.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the command cannot be started; [`Error::Handshake`] if the child
+    /// exits or does not connect within [`Options::handshake_timeout`] (the child is then
+    /// killed and reaped).
+    ///
+    /// # Platform-specific behavior
+    /// The command gets environment variables and, for pipe and shm, a `pre_exec` hook that
+    /// lets the child inherit its descriptors. Spawn a fresh `Command` for each child: spawning
+    /// this one again yourself does not give a connected child.
+    pub fn spawn_child(&self, kind: Kind, command: &mut Command) -> Result<(Child, Box<dyn Transport>)> {
+        command.env(ENV_MAX_MESSAGE_SIZE, self.max_message_size.to_string());
+        match kind {
+            Kind::Tcp => self.spawn_listening(Listener::bind_tcp(self)?, command),
+            Kind::Unix => self.spawn_listening(Listener::bind_unix_private(self)?, command),
+            Kind::Pipe => {
+                let (parent_read, child_write) = std::io::pipe()?;
+                let (child_read, parent_write) = std::io::pipe()?;
+                let (child_read, child_write) = (OwnedFd::from(child_read), OwnedFd::from(child_write));
+                command.env(ENV_CONNECT, format!("pipe:{},{}", child_read.as_raw_fd(), child_write.as_raw_fd()));
+                inherit(command, [child_read.as_raw_fd(), child_write.as_raw_fd()]);
+                let child = command.spawn()?;
+                // Our copies of the child's ends must go, or we would never see EOF.
+                drop((child_read, child_write));
+                let transport = PipeTransport::from_fds(parent_read.into(), parent_write.into(), self)?;
+                Ok((child, Box::new(transport)))
+            }
+            Kind::Shm => {
+                let (mut transport, memfd) = ShmTransport::for_child(self)?;
+                command.env(ENV_CONNECT, format!("shm:{}", memfd.as_raw_fd()));
+                command.env(ENV_WAIT, self.wait_strategy.name());
+                inherit(command, [memfd.as_raw_fd()]);
+                let mut child = KillOnDrop(Some(command.spawn()?));
+                drop(memfd);
+                transport.watch_peer(child.get().id())?;
+                Ok((child.take(), Box::new(transport)))
+            }
+        }
+    }
+
+    fn spawn_listening(&self, listener: Listener, command: &mut Command) -> Result<(Child, Box<dyn Transport>)> {
+        let token = Token::random()?;
+        let listener = listener.require_token(token.clone());
+        command.env(ENV_CONNECT, listener.local_addr().to_string());
+        command.env(ENV_TOKEN, token.to_hex());
+        let mut child = KillOnDrop(Some(command.spawn()?));
+        let deadline = Instant::now() + self.handshake_timeout;
+        loop {
+            let slice = (Instant::now() + Duration::from_millis(50)).min(deadline);
+            match listener.accept_until(Some(slice)) {
+                Ok(transport) => return Ok((child.take(), transport)),
+                Err(Error::Timeout) => {}
+                Err(e) => return Err(e),
+            }
+            if let Some(status) = child.get().try_wait()? {
+                return Err(Error::Handshake(format!("the child exited ({status}) before connecting")));
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Handshake(format!(
+                    "the child did not connect within {:?}",
+                    self.handshake_timeout
+                )));
+            }
+        }
+    }
+
+    /// In a process started by [`spawn_child`], connects to the parent with these options
+    /// (the parent's maximum message size is not adopted; both sides should agree).
+    ///
+    /// # Errors
+    /// [`Error::Config`] if this process was not started by `spawn_child`, the environment is
+    /// malformed, or the connection was already taken; [`Error::Handshake`] or [`Error::Io`]
+    /// if connecting fails.
+    pub fn connect_to_parent(&self) -> Result<Box<dyn Transport>> {
+        let spec = std::env::var(ENV_CONNECT)
+            .map_err(|_| Error::Config(format!("{ENV_CONNECT} is not set: this process was not started by spawn_child")))?;
+        if CONNECTED.swap(true, Ordering::SeqCst) {
+            return Err(Error::Config("connect_to_parent was already called in this process".into()));
+        }
+        let token = || {
+            let hex = std::env::var(ENV_TOKEN).map_err(|_| Error::Config(format!("{ENV_TOKEN} is not set")))?;
+            Token::from_hex(&hex)
+        };
+        if let Some(fds) = spec.strip_prefix("pipe:") {
+            let [read, write] = adopt_fds(fds, [SFlag::S_IFIFO; 2])?;
+            return Ok(Box::new(PipeTransport::from_fds(read, write, self)?));
+        }
+        if let Some(fd) = spec.strip_prefix("shm:") {
+            let [memfd] = adopt_fds(fd, [SFlag::S_IFREG])?;
+            return Ok(Box::new(ShmTransport::from_parent(memfd, self)?));
+        }
+        Ok(match spec.parse::<Address>()? {
+            Address::Tcp(addr) => Box::new(TcpTransport::connect_with(addr, self, Some(&token()?))?),
+            Address::Unix(path) => Box::new(UnixTransport::connect_with(&path, self, Some(&token()?))?),
+        })
+    }
+}
+
+/// Lets the child inherit `fds`: they stay close-on-exec in this process, and the flag is
+/// cleared in the forked child just before `exec`.
+fn inherit<const N: usize>(command: &mut Command, fds: [RawFd; N]) {
+    let hook = move || {
+        for fd in fds {
+            // SAFETY: fcntl is async-signal-safe, as the code between fork and exec must be;
+            // `fd` is open in the child because it is open in the parent at spawn time.
+            if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook only calls fcntl, touches no locks and allocates nothing.
+    unsafe { command.pre_exec(hook) };
+}
+
+/// Takes ownership of the inherited descriptors named in `list` ("3,4"), after checking that
+/// each is open and of the expected type, and makes them close-on-exec again so that the
+/// child's own children do not inherit them.
+fn adopt_fds<const N: usize>(list: &str, kinds: [SFlag; N]) -> Result<[OwnedFd; N]> {
+    let bad = |why: &str| Error::Config(format!("{ENV_CONNECT} names descriptors {list:?}: {why}"));
+    let raw: Vec<RawFd> = list.split(',').map(|s| s.parse::<RawFd>()).collect::<Result<_, _>>().map_err(|_| bad("not numbers"))?;
+    if raw.len() != N || raw.iter().any(|&fd| fd <= 2) || (N == 2 && raw[0] == raw[1]) {
+        return Err(bad("wrong count or a standard stream"));
+    }
+    for (&fd, kind) in raw.iter().zip(kinds) {
+        // SAFETY: the borrow lives only for this fstat call; an fd number that is not open
+        // makes fstat fail with EBADF, which we report.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let stat = fstat(borrowed).map_err(|_| bad("not open"))?;
+        if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != kind {
+            return Err(bad("not the expected file type"));
+        }
+    }
+    let owned: Vec<OwnedFd> = raw
+        .into_iter()
+        // SAFETY: each fd is open (checked above), was left to this process by the parent for
+        // this purpose, and CONNECTED guarantees we adopt it only once.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
+    for fd in &owned {
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    }
+    Ok(owned.try_into().unwrap_or_else(|_| unreachable!("length checked")))
+}
+
+/// Kills and reaps the child unless it was handed to the caller.
+struct KillOnDrop(Option<Child>);
+
+impl KillOnDrop {
+    fn get(&mut self) -> &mut Child {
+        self.0.as_mut().expect("child present until taken")
+    }
+    fn take(&mut self) -> Child {
+        self.0.take().expect("child present until taken")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The `tcp` transport: framed messages over a TCP stream with `TCP_NODELAY` on.
+//!
+//! TCP is the only transport that also reaches other hosts; on one machine it pays for the
+//! full network stack (see BASELINES.md: the slowest round trip). Nagle's algorithm is off so
+//! that a small message leaves at once instead of waiting for the previous one's ACK (`tcp(7)`).
+
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use crate::frame::Framed;
+use crate::handshake::{self, Token};
+use crate::stream::FdStream;
+use crate::{Kind, Options, Result};
+
+/// A connected TCP endpoint.
+///
+/// Obtained from [`TcpTransport::connect`], a tcp [`Listener`](crate::Listener), or
+/// [`spawn_child`](crate::spawn_child) with [`Kind::Tcp`]. Dropping it closes the socket: the
+/// peer receives what was sent, then [`Error::Disconnected`](crate::Error::Disconnected).
+///
+/// # Examples
+/// ```no_run
+/// use switchboard::{Options, TcpTransport, Transport};
+///
+/// let mut conn = TcpTransport::connect("127.0.0.1:4000".parse().unwrap(), &Options::new())?;
+/// conn.send(b"hello")?;
+/// let mut reply = Vec::new();
+/// conn.recv(&mut reply)?;
+/// # Ok::<(), switchboard::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct TcpTransport {
+    framed: Framed<FdStream>,
+    peer: SocketAddr,
+}
+
+impl TcpTransport {
+    /// Connects to a switchboard tcp [`Listener`](crate::Listener) and performs the handshake.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if the connection fails, or
+    /// [`Error::Handshake`](crate::Error::Handshake) if the server refuses it or is not a
+    /// switchboard listener (within the handshake timeout).
+    pub fn connect(addr: SocketAddr, options: &Options) -> Result<Self> {
+        Self::connect_with(addr, options, None)
+    }
+
+    pub(crate) fn connect_with(addr: SocketAddr, options: &Options, token: Option<&Token>) -> Result<Self> {
+        let stream = TcpStream::connect_timeout(&addr, options.handshake_timeout)?;
+        let mut conn = Self::from_stream(stream, options)?;
+        handshake::client(&mut conn.framed, token, options.handshake_timeout)?;
+        Ok(conn)
+    }
+
+    /// Wraps a connected stream whose handshake is done (or not wanted).
+    pub(crate) fn from_stream(stream: TcpStream, options: &Options) -> Result<Self> {
+        stream.set_nodelay(true)?;
+        let peer = stream.peer_addr()?;
+        let framed = Framed::new(FdStream::socket(OwnedFd::from(stream))?, options.max_message_size);
+        Ok(TcpTransport { framed, peer })
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+impl AsFd for TcpTransport {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.framed.get_ref().read_fd()
+    }
+}
+
+crate::frame::impl_transport!(TcpTransport, Kind::Tcp);

@@ -1,0 +1,311 @@
+//! The `Transport` trait, the `Kind` of each transport, and the options they share.
+//!
+//! A transport moves whole messages between two endpoints; how it does so (a socket, two
+//! pipes, two rings in shared memory) is its own business. See the README for when to pick
+//! which.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+/// One end of a connection that exchanges whole messages with a peer.
+///
+/// Messages are delivered whole, in order, exactly once, or an error says why not. The trait
+/// is object-safe: `Box<dyn Transport>` is what [`spawn_child`](crate::spawn_child),
+/// [`connect_to_parent`](crate::connect_to_parent) and [`Listener`](crate::Listener) hand out.
+///
+/// Dropping an endpoint closes it: the peer's `recv` returns the messages already sent, then
+/// [`Error::Disconnected`]; the peer's `send` returns `Disconnected`.
+pub trait Transport: Send {
+    /// Sends one whole message, blocking until it has been handed to the transport.
+    ///
+    /// If the peer is not reading and the transport is full, `send` waits; meanwhile it keeps
+    /// reading what the peer sends (up to the maximum message size) so that two endpoints
+    /// sending at once do not deadlock.
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLarge`] if `msg` is above the endpoint's maximum (nothing is sent and
+    /// the connection stays usable), [`Error::Disconnected`] if the peer is gone.
+    fn send(&mut self, msg: &[u8]) -> Result<()>;
+
+    /// Clears `buf`, receives the next whole message into it and returns its length.
+    ///
+    /// Blocks until a message arrives or the connection fails.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] once the peer is gone and every message it sent was received;
+    /// [`Error::Truncated`], [`Error::FrameTooLarge`] or [`Error::CorruptSegment`] when the
+    /// peer broke the protocol.
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize>;
+
+    /// Like [`recv`](Transport::recv), but gives up after `timeout`.
+    ///
+    /// `Duration::ZERO` polls: it returns a message that has fully arrived, or `Timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when no whole message arrived in time. Nothing is lost: a message
+    /// that was partly received stays buffered, and a later call returns it whole. Otherwise
+    /// as [`recv`](Transport::recv).
+    fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize>;
+
+    /// Which transport this is.
+    fn kind(&self) -> Kind;
+
+    /// The largest message this endpoint sends or accepts, in bytes.
+    fn max_message_size(&self) -> usize;
+}
+
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        (**self).send(msg)
+    }
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        (**self).recv(buf)
+    }
+    fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        (**self).recv_timeout(buf, timeout)
+    }
+    fn kind(&self) -> Kind {
+        (**self).kind()
+    }
+    fn max_message_size(&self) -> usize {
+        (**self).max_message_size()
+    }
+}
+
+/// The four transports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// TCP over loopback (or any address), `TCP_NODELAY` on. Reaches other hosts too.
+    Tcp,
+    /// A Unix domain stream socket. Any local process.
+    Unix,
+    /// Two anonymous pipes. Parent and child only.
+    Pipe,
+    /// Two single-producer/single-consumer byte rings in shared memory.
+    Shm,
+}
+
+impl Kind {
+    /// Every transport, in the order the README and reports list them.
+    pub const ALL: [Kind; 4] = [Kind::Tcp, Kind::Unix, Kind::Pipe, Kind::Shm];
+
+    /// The name used by `Display`, `FromStr`, command-line options and the environment.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Tcp => "tcp",
+            Kind::Unix => "unix",
+            Kind::Pipe => "pipe",
+            Kind::Shm => "shm",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| Error::Config(format!("unknown transport {s:?}: expected tcp, unix, pipe or shm")))
+    }
+}
+
+/// How a shared-memory endpoint waits for its peer.
+///
+/// Only [`Kind::Shm`] uses it; the kernel transports always sleep in the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WaitStrategy {
+    /// Busy-poll: lowest latency, one CPU core busy on each side while waiting.
+    Spin,
+    /// Sleep on a futex at once: no CPU while waiting, a kernel wake-up per message.
+    Block,
+    /// Spin for a bounded time, then sleep (the default). A busy stream makes no syscalls.
+    #[default]
+    Adaptive,
+}
+
+impl WaitStrategy {
+    /// Every strategy, in report order.
+    pub const ALL: [WaitStrategy; 3] = [WaitStrategy::Spin, WaitStrategy::Block, WaitStrategy::Adaptive];
+
+    /// The name used by `Display`, `FromStr` and the environment.
+    pub fn name(self) -> &'static str {
+        match self {
+            WaitStrategy::Spin => "spin",
+            WaitStrategy::Block => "block",
+            WaitStrategy::Adaptive => "adaptive",
+        }
+    }
+}
+
+impl fmt::Display for WaitStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl FromStr for WaitStrategy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        WaitStrategy::ALL
+            .into_iter()
+            .find(|w| w.name() == s)
+            .ok_or_else(|| Error::Config(format!("unknown wait strategy {s:?}: expected spin, block or adaptive")))
+    }
+}
+
+/// The default maximum message size: 64 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
+
+/// The largest maximum message size a frame prefix (`u32`) can express: 4 GiB - 1.
+pub const MAX_MESSAGE_SIZE_LIMIT: usize = u32::MAX as usize;
+
+/// The default capacity of each shared-memory ring: 4 MiB.
+pub const DEFAULT_RING_CAPACITY: usize = 4 << 20;
+
+/// Options shared by every transport: a builder, used by [`spawn_child`](Options::spawn_child),
+/// [`connect_to_parent`](Options::connect_to_parent), [`Listener::bind`](crate::Listener::bind),
+/// [`connect`](crate::connect) and [`pair`](crate::pair).
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use switchboard::{Options, WaitStrategy};
+///
+/// let options = Options::new()
+///     .max_message_size(1 << 20)
+///     .handshake_timeout(Duration::from_secs(2))
+///     .wait_strategy(WaitStrategy::Spin);
+/// assert_eq!(options.max_message_size_value(), 1 << 20);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub(crate) max_message_size: usize,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) ring_capacity: usize,
+    pub(crate) wait_strategy: WaitStrategy,
+    pub(crate) spin_duration: Duration,
+    pub(crate) tcp_bind_ip: IpAddr,
+    pub(crate) allow_other_users: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            handshake_timeout: Duration::from_secs(10),
+            ring_capacity: DEFAULT_RING_CAPACITY,
+            wait_strategy: WaitStrategy::Adaptive,
+            spin_duration: DEFAULT_SPIN,
+            tcp_bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            allow_other_users: false,
+        }
+    }
+}
+
+/// How long [`WaitStrategy::Adaptive`] spins before it sleeps: 50 µs.
+///
+/// Long enough to cover a 64 KiB copy and a peer's reply on another core (see BASELINES.md:
+/// a shorter budget made streaming pay a wake-up per message), short enough that an idle
+/// endpoint goes to sleep at once in human terms.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+
+impl Options {
+    /// The defaults: 64 MiB messages, 10 s handshake, 4 MiB rings, adaptive waiting, TCP on
+    /// 127.0.0.1, Unix peers of the same user only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the largest message this endpoint sends or accepts.
+    ///
+    /// Both ends should agree; a child started by [`spawn_child`](Options::spawn_child)
+    /// inherits the parent's value.
+    ///
+    /// # Panics
+    /// If `max` is above [`MAX_MESSAGE_SIZE_LIMIT`].
+    pub fn max_message_size(mut self, max: usize) -> Self {
+        assert!(max <= MAX_MESSAGE_SIZE_LIMIT, "max_message_size {max} is above the frame limit");
+        self.max_message_size = max;
+        self
+    }
+
+    /// The configured maximum message size.
+    pub fn max_message_size_value(&self) -> usize {
+        self.max_message_size
+    }
+
+    /// Sets how long a connection handshake (and a spawned child's connection) may take.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets the capacity of each shared-memory ring in bytes (shm only).
+    ///
+    /// # Panics
+    /// If `bytes` is not a power of two between 4 KiB and 1 GiB.
+    pub fn ring_capacity(mut self, bytes: usize) -> Self {
+        assert!(
+            bytes.is_power_of_two() && (4096..=1 << 30).contains(&bytes),
+            "ring capacity {bytes} must be a power of two between 4 KiB and 1 GiB"
+        );
+        self.ring_capacity = bytes;
+        self
+    }
+
+    /// Sets how a shared-memory endpoint waits (shm only).
+    pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
+        self.wait_strategy = wait;
+        self
+    }
+
+    /// Sets how long [`WaitStrategy::Adaptive`] spins before it sleeps (default
+    /// [`DEFAULT_SPIN`]). On a machine with one CPU it never spins.
+    pub fn spin_duration(mut self, spin: Duration) -> Self {
+        self.spin_duration = spin;
+        self
+    }
+
+    /// Sets the address TCP listeners bind to (default 127.0.0.1). Use a routable address only
+    /// on a trusted network: switchboard neither encrypts nor authenticates TCP clients.
+    pub fn tcp_bind_ip(mut self, ip: IpAddr) -> Self {
+        self.tcp_bind_ip = ip;
+        self
+    }
+
+    /// Lets Unix-socket listeners accept peers of other users (default: only the same uid,
+    /// checked with `SO_PEERCRED`).
+    pub fn allow_other_users(mut self, allow: bool) -> Self {
+        self.allow_other_users = allow;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_round_trip() {
+        for kind in Kind::ALL {
+            assert_eq!(kind.to_string().parse::<Kind>().unwrap(), kind);
+        }
+        assert!(matches!("udp".parse::<Kind>(), Err(Error::Config(_))));
+        for wait in WaitStrategy::ALL {
+            assert_eq!(wait.to_string().parse::<WaitStrategy>().unwrap(), wait);
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The `unix` transport: framed messages over a Unix domain stream socket (`unix(7)`).
+//!
+//! Built on `std::os::unix::net` plus nix for `SO_PEERCRED`: std gives the fd and the
+//! socket-pair constructor, nix reads the peer's credentials, which interprocess's portable
+//! local sockets do not expose.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use nix::sys::socket::{getsockopt, sockopt};
+
+use crate::frame::Framed;
+use crate::handshake::{self, Token};
+use crate::stream::FdStream;
+use crate::{Kind, Options, Result};
+
+/// The process on the other end of a Unix socket, as the kernel recorded it at connect time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCredentials {
+    /// The peer's process id.
+    pub pid: i32,
+    /// The peer's effective user id.
+    pub uid: u32,
+    /// The peer's effective group id.
+    pub gid: u32,
+}
+
+/// A connected Unix-socket endpoint.
+///
+/// Obtained from [`UnixTransport::connect`], a unix [`Listener`](crate::Listener),
+/// [`UnixTransport::pair`], or [`spawn_child`](crate::spawn_child) with [`Kind::Unix`].
+/// Dropping it closes the socket: the peer receives what was sent, then
+/// [`Error::Disconnected`](crate::Error::Disconnected).
+///
+/// # Examples
+/// ```
+/// use switchboard::{Options, Transport, UnixTransport};
+///
+/// let (mut a, mut b) = UnixTransport::pair(&Options::new())?;
+/// a.send(b"ping")?;
+/// let mut buf = Vec::new();
+/// b.recv(&mut buf)?;
+/// assert_eq!(buf, b"ping");
+/// assert_eq!(b.peer_credentials()?.pid, std::process::id() as i32);
+/// # Ok::<(), switchboard::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct UnixTransport {
+    framed: Framed<FdStream>,
+}
+
+impl UnixTransport {
+    /// Connects to a switchboard unix [`Listener`](crate::Listener) at `path` and performs the
+    /// handshake.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if nothing listens there, or
+    /// [`Error::Handshake`](crate::Error::Handshake) if the server refuses the connection
+    /// (for example because it only accepts its own user).
+    pub fn connect(path: impl AsRef<Path>, options: &Options) -> Result<Self> {
+        Self::connect_with(path.as_ref(), options, None)
+    }
+
+    pub(crate) fn connect_with(path: &Path, options: &Options, token: Option<&Token>) -> Result<Self> {
+        let mut conn = Self::from_stream(UnixStream::connect(path)?, options)?;
+        handshake::client(&mut conn.framed, token, options.handshake_timeout)?;
+        Ok(conn)
+    }
+
+    /// Two connected endpoints in this process (`socketpair(2)`), without a handshake.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if the sockets cannot be created.
+    pub fn pair(options: &Options) -> Result<(Self, Self)> {
+        let (a, b) = UnixStream::pair()?;
+        Ok((Self::from_stream(a, options)?, Self::from_stream(b, options)?))
+    }
+
+    pub(crate) fn from_stream(stream: UnixStream, options: &Options) -> Result<Self> {
+        let framed = Framed::new(FdStream::socket(OwnedFd::from(stream))?, options.max_message_size);
+        Ok(UnixTransport { framed })
+    }
+
+    /// The peer's pid, uid and gid (`SO_PEERCRED`).
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if the kernel refuses the query.
+    pub fn peer_credentials(&self) -> Result<PeerCredentials> {
+        peer_credentials(self.as_fd())
+    }
+}
+
+pub(crate) fn peer_credentials(fd: BorrowedFd<'_>) -> Result<PeerCredentials> {
+    let cred = getsockopt(&fd, sockopt::PeerCredentials)?;
+    Ok(PeerCredentials { pid: cred.pid(), uid: cred.uid(), gid: cred.gid() })
+}
+
+impl AsFd for UnixTransport {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.framed.get_ref().read_fd()
+    }
+}
+
+crate::frame::impl_transport!(UnixTransport, Kind::Unix);

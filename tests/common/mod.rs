@@ -1,0 +1,184 @@
+//! Helpers shared by the integration tests: deadlines, child guards, payloads, leak checks.
+#![allow(dead_code, unreachable_pub)]
+
+use std::process::{Child, Command, ExitStatus};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use switchboard::{Error, Options, Transport};
+
+/// Options for tests: a 9 MiB maximum (so 8 MiB messages fit and max+1 stays cheap), short
+/// handshake timeout.
+pub fn options() -> Options {
+    Options::new().max_message_size(MAX).handshake_timeout(Duration::from_secs(20))
+}
+
+pub const MAX: usize = 9 << 20;
+
+/// Runs `f` on its own thread; panics (failing the test) if it does not finish by `limit`.
+pub fn with_deadline<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(value)) => {
+            let _ = handle.join();
+            value
+        }
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("test did not finish within {limit:?}: a transport call hung"),
+    }
+}
+
+/// A deterministic payload: `len` bytes derived from `seed`, so the receiver can check it.
+pub fn payload(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A sequenced, checksummed message: seq (8 B), FNV-1a of the body (8 B), body.
+pub fn sequenced(seq: u64, len: usize) -> Vec<u8> {
+    let body = payload(seq, len);
+    let mut out = Vec::with_capacity(16 + len);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&fnv(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Checks a message made by [`sequenced`]; returns its sequence number.
+pub fn check_sequenced(msg: &[u8]) -> Result<u64, String> {
+    if msg.len() < 16 {
+        return Err(format!("message of {} bytes is too short to be sequenced", msg.len()));
+    }
+    let seq = u64::from_le_bytes(msg[..8].try_into().unwrap());
+    let sum = u64::from_le_bytes(msg[8..16].try_into().unwrap());
+    if fnv(&msg[16..]) != sum || msg[16..] != payload(seq, msg.len() - 16)[..] {
+        return Err(format!("message {seq} is corrupt"));
+    }
+    Ok(seq)
+}
+
+pub fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+/// A child process that is killed if it outlives its deadline, and always reaped.
+pub struct ChildGuard {
+    child: Option<Child>,
+    killer: Option<mpsc::Sender<()>>,
+    timed_out: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ChildGuard {
+    pub fn new(child: Child, limit: Duration) -> Self {
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let (tx, rx) = mpsc::channel::<()>();
+        let timed_out = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = timed_out.clone();
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        });
+        ChildGuard { child: Some(child), killer: Some(tx), timed_out }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.as_mut().unwrap().kill();
+    }
+
+    /// Waits for the child; panics if the watchdog had to kill it.
+    pub fn wait(mut self) -> ExitStatus {
+        let status = self.child.take().unwrap().wait().expect("wait for child");
+        self.killer.take();
+        assert!(
+            !self.timed_out.load(std::sync::atomic::Ordering::SeqCst),
+            "child hung and was killed at its deadline"
+        );
+        status
+    }
+
+    /// Waits and asserts a zero exit status.
+    pub fn wait_success(self) {
+        let status = self.wait();
+        assert!(status.success(), "child failed: {status}");
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A command that re-runs this test binary as the child in `role`.
+pub fn child_command(role: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
+    cmd.env(ROLE_ENV, role);
+    cmd
+}
+
+pub const ROLE_ENV: &str = "SWITCHBOARD_TEST_ROLE";
+
+/// Open fds of this process.
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// Entries in /dev/shm whose name mentions switchboard.
+pub fn shm_entries() -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("switchboard"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Receives until `Disconnected`, which must come within `limit`; fails on anything else.
+pub fn expect_disconnected(t: &mut dyn Transport, limit: Duration) {
+    let end = Instant::now() + limit;
+    let mut buf = Vec::new();
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match t.recv_timeout(&mut buf, left) {
+            Err(Error::Disconnected) => return,
+            Err(Error::Timeout) => panic!("no Disconnected within {limit:?}"),
+            Ok(_) => continue,
+            Err(e) => panic!("expected Disconnected, got {e:?}"),
+        }
+    }
+}
+
+/// Sends until `Disconnected`; fails if it does not come within `limit` or another error does.
+pub fn send_until_disconnected(t: &mut dyn Transport, limit: Duration) {
+    let end = Instant::now() + limit;
+    let msg = vec![0u8; 4096];
+    while Instant::now() < end {
+        match t.send(&msg) {
+            Ok(()) => {}
+            Err(Error::Disconnected) => return,
+            Err(e) => panic!("expected Disconnected from send, got {e:?}"),
+        }
+    }
+    panic!("send never reported Disconnected within {limit:?}");
+}
