@@ -159,13 +159,22 @@ pub(crate) fn parse_reply(payload: &[u8]) -> Result<()> {
         2 => Status::BadToken,
         3 => Status::Malformed,
         4 => Status::Forbidden,
-        other => return Err(Error::Handshake(format!("unknown status {other} in the server's reply"))),
+        other => {
+            return Err(Error::Handshake(format!(
+                "unknown status {other} in the server's reply"
+            )));
+        }
     };
     if status != Status::Accepted {
-        return Err(Error::Handshake(format!("{} (server version {version}, ours {PROTOCOL_VERSION})", status.describe())));
+        return Err(Error::Handshake(format!(
+            "{} (server version {version}, ours {PROTOCOL_VERSION})",
+            status.describe()
+        )));
     }
     if version != PROTOCOL_VERSION {
-        return Err(Error::Handshake(format!("server speaks version {version}, we speak {PROTOCOL_VERSION}")));
+        return Err(Error::Handshake(format!(
+            "server speaks version {version}, we speak {PROTOCOL_VERSION}"
+        )));
     }
     Ok(())
 }
@@ -176,7 +185,9 @@ pub(crate) fn client<S: Stream>(framed: &mut Framed<S>, token: Option<&Token>, t
     let mut reply = Vec::with_capacity(REPLY_LEN);
     match framed.recv(&mut reply, Some(Instant::now() + timeout)) {
         Ok(_) => parse_reply(&reply),
-        Err(Error::Disconnected) => Err(Error::Handshake("the server closed the connection during the handshake".into())),
+        Err(Error::Disconnected) => Err(Error::Handshake(
+            "the server closed the connection during the handshake".into(),
+        )),
         Err(Error::Timeout) => Err(Error::Handshake(format!("no reply from the server within {timeout:?}"))),
         Err(Error::FrameTooLarge { .. } | Error::Truncated { .. }) => {
             Err(Error::Handshake("the server's reply is not a switchboard reply".into()))
@@ -232,7 +243,13 @@ mod tests {
         assert!(!token.ct_eq(&other));
         assert!(Token::from_hex("zz").is_err());
         assert!(Token::from_hex(&"é".repeat(32)).is_err());
-        assert_eq!(parse_reply(&encode_reply(Status::Accepted)).map_err(|e| e.to_string()), Ok(()));
-        assert!(matches!(parse_reply(&encode_reply(Status::BadToken)), Err(Error::Handshake(_))));
+        assert_eq!(
+            parse_reply(&encode_reply(Status::Accepted)).map_err(|e| e.to_string()),
+            Ok(())
+        );
+        assert!(matches!(
+            parse_reply(&encode_reply(Status::BadToken)),
+            Err(Error::Handshake(_))
+        ));
     }
 }

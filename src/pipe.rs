@@ -58,7 +58,9 @@ impl PipeTransport {
 
     /// An endpoint from the read end of one pipe and the write end of the other.
     pub(crate) fn from_fds(read: OwnedFd, write: OwnedFd, options: &Options) -> Result<Self> {
-        Ok(PipeTransport { framed: Framed::new(FdStream::pipes(read, write)?, options.max_message_size) })
+        Ok(PipeTransport {
+            framed: Framed::new(FdStream::pipes(read, write)?, options.max_message_size),
+        })
     }
 
     /// The read end's fd (for `poll`).

@@ -54,7 +54,10 @@ impl FdStream {
         ignore_sigpipe();
         set_nonblocking(read.as_fd(), false)?;
         set_nonblocking(write.as_fd(), true)?;
-        Ok(FdStream { read, write: Some(write) })
+        Ok(FdStream {
+            read,
+            write: Some(write),
+        })
     }
 
     pub(crate) fn read_fd(&self) -> BorrowedFd<'_> {
@@ -106,7 +109,11 @@ pub(crate) fn wait_fds(
     if write && same {
         rflags |= PollFlags::POLLOUT;
     }
-    let wflags = if write && !same { PollFlags::POLLOUT } else { PollFlags::empty() };
+    let wflags = if write && !same {
+        PollFlags::POLLOUT
+    } else {
+        PollFlags::empty()
+    };
     let mut fds = [PollFd::new(rfd, rflags), PollFd::new(wfd, wflags)];
     let nfds = if wflags.is_empty() { 1 } else { 2 };
     loop {
@@ -130,7 +137,11 @@ pub(crate) fn wait_fds(
 
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
-    let wanted = if on { flags | OFlag::O_NONBLOCK } else { flags - OFlag::O_NONBLOCK };
+    let wanted = if on {
+        flags | OFlag::O_NONBLOCK
+    } else {
+        flags - OFlag::O_NONBLOCK
+    };
     if wanted != flags {
         fcntl(fd, FcntlArg::F_SETFL(wanted))?;
     }

@@ -93,7 +93,11 @@ impl UnixTransport {
 
 pub(crate) fn peer_credentials(fd: BorrowedFd<'_>) -> Result<PeerCredentials> {
     let cred = getsockopt(&fd, sockopt::PeerCredentials)?;
-    Ok(PeerCredentials { pid: cred.pid(), uid: cred.uid(), gid: cred.gid() })
+    Ok(PeerCredentials {
+        pid: cred.pid(),
+        uid: cred.uid(),
+        gid: cred.gid(),
+    })
 }
 
 impl AsFd for UnixTransport {

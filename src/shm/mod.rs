@@ -1,7 +1,7 @@
 //! The `shm` transport (not built yet).
 #![allow(missing_docs)]
-use std::os::fd::OwnedFd;
 use crate::{Error, Options, Result};
+use std::os::fd::OwnedFd;
 
 #[derive(Debug)]
 pub struct ShmTransport;
@@ -21,9 +21,19 @@ impl ShmTransport {
     }
 }
 impl crate::Transport for ShmTransport {
-    fn send(&mut self, _: &[u8]) -> Result<()> { unreachable!() }
-    fn recv(&mut self, _: &mut Vec<u8>) -> Result<usize> { unreachable!() }
-    fn recv_timeout(&mut self, _: &mut Vec<u8>, _: std::time::Duration) -> Result<usize> { unreachable!() }
-    fn kind(&self) -> crate::Kind { crate::Kind::Shm }
-    fn max_message_size(&self) -> usize { 0 }
+    fn send(&mut self, _: &[u8]) -> Result<()> {
+        unreachable!()
+    }
+    fn recv(&mut self, _: &mut Vec<u8>) -> Result<usize> {
+        unreachable!()
+    }
+    fn recv_timeout(&mut self, _: &mut Vec<u8>, _: std::time::Duration) -> Result<usize> {
+        unreachable!()
+    }
+    fn kind(&self) -> crate::Kind {
+        crate::Kind::Shm
+    }
+    fn max_message_size(&self) -> usize {
+        0
+    }
 }
