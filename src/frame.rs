@@ -254,10 +254,10 @@ impl<S: Stream> Framed<S> {
             if self.read_eof {
                 return Ok(0);
             }
-            if let Some(deadline) = deadline {
-                if !self.io.wait(true, false, Some(deadline))?.readable {
-                    return Err(Error::Timeout);
-                }
+            if let Some(deadline) = deadline
+                && !self.io.wait(true, false, Some(deadline))?.readable
+            {
+                return Err(Error::Timeout);
             }
             let result = match large {
                 Some((len, filled)) => self.io.read(&mut self.body[filled..len]),

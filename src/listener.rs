@@ -312,11 +312,11 @@ impl Listener {
                     Progress::Refuse(status) => self.refuse(pending.swap_remove(i).conn, status),
                     Progress::Hello(token) => {
                         let conn = pending.swap_remove(i).conn;
-                        if let Some(expected) = &self.token {
-                            if !token.is_some_and(|t| expected.ct_eq(&t)) {
-                                self.refuse(conn, Status::BadToken);
-                                continue;
-                            }
+                        if let Some(expected) = &self.token
+                            && !token.is_some_and(|t| expected.ct_eq(&t))
+                        {
+                            self.refuse(conn, Status::BadToken);
+                            continue;
                         }
                         match self.finish(conn) {
                             Ok(transport) => return Ok(transport),
@@ -380,13 +380,13 @@ impl Listener {
             if nonblocking.is_err() {
                 continue;
             }
-            if let Conn::Unix(stream) = &conn {
-                if !self.options.allow_other_users {
-                    let ours = nix::unistd::geteuid().as_raw();
-                    if !crate::unix::peer_credentials(stream.as_fd()).is_ok_and(|c| c.uid == ours) {
-                        self.refuse(conn, Status::Forbidden);
-                        continue;
-                    }
+            if let Conn::Unix(stream) = &conn
+                && !self.options.allow_other_users
+            {
+                let ours = nix::unistd::geteuid().as_raw();
+                if !crate::unix::peer_credentials(stream.as_fd()).is_ok_and(|c| c.uid == ours) {
+                    self.refuse(conn, Status::Forbidden);
+                    continue;
                 }
             }
             if pending.len() >= MAX_PENDING {

@@ -18,6 +18,9 @@ use common::{
 };
 use switchboard::{Address, ENV_CONNECT, Error, Kind, Options, Transport, WaitStrategy};
 
+/// A parent-side test body for one transport configuration.
+type Scenario = fn(Kind, Options);
+
 const CHILD_LIMIT: Duration = Duration::from_secs(60);
 const TEST_LIMIT: Duration = Duration::from_secs(90);
 
@@ -29,7 +32,7 @@ fn main() {
     let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let mut tests: Vec<(String, Box<dyn Fn() + Send + Sync>)> = Vec::new();
     for (label, kind, options) in configs() {
-        let scenarios: [(&str, fn(Kind, Options)); 6] = [
+        let scenarios: [(&str, Scenario); 6] = [
             ("echo_sizes", echo_sizes),
             ("ten_thousand_in_order", ten_thousand_in_order),
             ("both_send_at_once", both_send_at_once),

@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::{MAX, check_sequenced, expect_disconnected, payload, send_until_disconnected, sequenced, with_deadline};
-use switchboard::{Error, Kind, Options, Transport, pair};
+use switchboard::{Error, Kind, Options, Transport, WaitStrategy, pair};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -167,4 +167,7 @@ suite! {
     tcp: Kind::Tcp, common::options();
     unix: Kind::Unix, common::options();
     pipe: Kind::Pipe, common::options();
+    shm_spin: Kind::Shm, common::options().wait_strategy(WaitStrategy::Spin).ring_capacity(1 << 20);
+    shm_block: Kind::Shm, common::options().wait_strategy(WaitStrategy::Block).ring_capacity(1 << 20);
+    shm_adaptive: Kind::Shm, common::options().wait_strategy(WaitStrategy::Adaptive).ring_capacity(1 << 20);
 }

@@ -1,0 +1,154 @@
+//! The shared mapping: `memfd_create(2)` for parent and child, `shm_open(3)` for unrelated
+//! processes, and `mmap(2)`. The only mapping syscalls of the crate live here.
+//!
+//! A memfd has no name, so nothing can leak even if both processes are killed; it is sealed
+//! against shrinking (`F_SEAL_SHRINK`, see `memfd_create(2)`), so the peer cannot truncate it
+//! under us and turn our next access into SIGBUS. A named `shm_open` object cannot be sealed:
+//! see the README's threat model.
+
+use std::ffi::CString;
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, OwnedFd};
+use std::ptr::NonNull;
+
+use nix::fcntl::{FcntlArg, OFlag, SealFlag, fcntl};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap, shm_open, shm_unlink};
+use nix::sys::stat::{Mode, fstat};
+
+use crate::{Error, Result};
+
+/// A shared read-write mapping of a whole file, unmapped on drop.
+#[derive(Debug)]
+pub(crate) struct Region {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory with no thread affinity; all access to it goes
+// through atomics or through the ring's ownership protocol.
+unsafe impl Send for Region {}
+
+impl Region {
+    /// Maps all `len` bytes of `fd` shared and read-write.
+    fn map(fd: impl AsFd, len: usize) -> Result<Self> {
+        let size = NonZeroUsize::new(len).ok_or_else(|| Error::IncompatibleSegment("empty segment".into()))?;
+        // SAFETY: a fresh mapping chosen by the kernel (no address hint, no MAP_FIXED) cannot
+        // alias any Rust object; the file is at least `len` bytes (callers check), and we
+        // unmap it only in Drop.
+        let ptr = unsafe {
+            mmap(
+                None,
+                size,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+                fd,
+                0,
+            )
+        }?;
+        Ok(Region { ptr: ptr.cast(), len })
+    }
+
+    /// Creates a sealed, close-on-exec memfd of `len` bytes and maps it.
+    pub(crate) fn memfd(len: usize) -> Result<(Self, OwnedFd)> {
+        let fd = memfd_create(c"switchboard", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
+        nix::unistd::ftruncate(&fd, len as i64)?;
+        fcntl(
+            &fd,
+            FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL),
+        )?;
+        Ok((Self::map(&fd, len)?, fd))
+    }
+
+    /// Maps a memfd received from the parent, after checking that it is sealed against
+    /// shrinking and at least `min_len` bytes long.
+    pub(crate) fn attach_memfd(fd: &OwnedFd, min_len: usize) -> Result<Self> {
+        let seals = SealFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GET_SEALS)?);
+        if !seals.contains(SealFlag::F_SEAL_SHRINK) {
+            return Err(Error::IncompatibleSegment(
+                "the memfd is not sealed against shrinking".into(),
+            ));
+        }
+        let len = file_len(fd)?;
+        if len < min_len {
+            return Err(Error::IncompatibleSegment(format!(
+                "segment of {len} bytes is too small"
+            )));
+        }
+        Self::map(fd, len)
+    }
+
+    /// Creates a new owner-only named object of `len` bytes (fails if the name exists).
+    pub(crate) fn create_named(name: &str, len: usize) -> Result<Self> {
+        let cname = shm_name(name)?;
+        let fd = shm_open(
+            cname.as_c_str(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+            Mode::S_IRUSR | Mode::S_IWUSR,
+        )?;
+        let result = nix::unistd::ftruncate(&fd, len as i64)
+            .map_err(Error::from)
+            .and_then(|()| Self::map(&fd, len));
+        if result.is_err() {
+            let _ = shm_unlink(cname.as_c_str());
+        }
+        result
+    }
+
+    /// Opens and maps an existing named object, which must belong to this user and be
+    /// owner-only.
+    pub(crate) fn open_named(name: &str, min_len: usize) -> Result<Self> {
+        let cname = shm_name(name)?;
+        let fd = shm_open(cname.as_c_str(), OFlag::O_RDWR, Mode::empty())?;
+        let stat = fstat(&fd)?;
+        if stat.st_uid != nix::unistd::geteuid().as_raw() || stat.st_mode & 0o077 != 0 {
+            return Err(Error::IncompatibleSegment(format!(
+                "{name} is not an owner-only segment of this user"
+            )));
+        }
+        let len = file_len(&fd)?;
+        if len < min_len {
+            return Err(Error::IncompatibleSegment(format!(
+                "segment of {len} bytes is too small"
+            )));
+        }
+        Self::map(&fd, len)
+    }
+
+    pub(crate) fn ptr(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: `ptr..ptr+len` is the mapping made in `map`, and every reference into it
+        // borrows from the transport that owns this Region, so none outlives it.
+        let _ = unsafe { munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// Removes a named object; missing is fine.
+pub(crate) fn unlink_named(name: &str) {
+    if let Ok(cname) = shm_name(name) {
+        let _ = shm_unlink(cname.as_c_str());
+    }
+}
+
+/// `/NAME`, where NAME is a single path component without NUL.
+fn shm_name(name: &str) -> Result<CString> {
+    let name = name.strip_prefix('/').unwrap_or(name);
+    if name.is_empty() || name.len() > 200 || name.contains('/') || name.contains('\0') {
+        return Err(Error::Config(format!("{name:?} is not a valid shared-memory name")));
+    }
+    CString::new(format!("/{name}")).map_err(|_| Error::Config("NUL in name".into()))
+}
+
+fn file_len(fd: &OwnedFd) -> Result<usize> {
+    let size = fstat(fd)?.st_size;
+    usize::try_from(size).map_err(|_| Error::IncompatibleSegment(format!("segment size {size}")))
+}

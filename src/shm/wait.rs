@@ -1,0 +1,218 @@
+//! How a shared-memory endpoint waits: spinning, futex sleep, peer-death checks.
+//!
+//! Sleeping uses `futex(2)` on a word inside the shared mapping, without
+//! `FUTEX_PRIVATE_FLAG` (a private futex is keyed by the address space and would never see a
+//! wake from the other process). nix has no futex wrapper, so this is a two-call `libc::syscall`
+//! wrapper. The waiter announces itself in a `sleeping` word before it sleeps, so the waker
+//! makes the wake syscall only when someone sleeps: a busy stream makes no syscalls.
+//!
+//! A peer that dies without dropping its endpoint never rings the bell, so every sleep is
+//! bounded by [`CHECK_EVERY`], after which the waiter asks the kernel whether the peer process
+//! still exists: through a pidfd (`pidfd_open(2)`, readable once the process has exited, immune
+//! to pid reuse), or `kill(pid, 0)` on kernels without it.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering, fence};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::WaitStrategy;
+use crate::shm::layout::WakeLine;
+
+/// How often a waiter checks that the peer process is alive (bounds death detection).
+pub(crate) const CHECK_EVERY: Duration = Duration::from_millis(10);
+
+/// Sleeps while `word` holds `expected`, at most `timeout`.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `word` is a live, aligned u32 in a shared mapping; FUTEX_WAIT only reads it and
+    // `ts` outlives the call. EINTR, EAGAIN and ETIMEDOUT are all "go and look again".
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+        );
+    }
+}
+
+/// Wakes the one waiter on `word`, in whichever process it is.
+pub(crate) fn futex_wake(word: &AtomicU32) {
+    // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE does not access memory through it.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1);
+    }
+}
+
+/// An endpoint's doorbell in the shared header.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bell(NonNull<WakeLine>);
+
+// SAFETY: points into a shared mapping with no thread affinity, kept alive by the transport.
+unsafe impl Send for Bell {}
+
+impl Bell {
+    /// # Safety
+    /// `line` must point to a `WakeLine` in a mapping that outlives every use of the bell.
+    pub(crate) unsafe fn new(line: NonNull<WakeLine>) -> Self {
+        Bell(line)
+    }
+
+    fn line(&self) -> &WakeLine {
+        // SAFETY: `new`'s contract: aligned, live, and all atomics.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Rings the bell if its owner said it sleeps. Call after publishing: the fence orders
+    /// the publication before the read of `sleeping`, pairing with the fence in
+    /// [`prepare`](Bell::prepare).
+    #[inline]
+    pub(crate) fn ring(&self) {
+        fence(Ordering::SeqCst);
+        let line = self.line();
+        if line.sleeping.load(Ordering::Relaxed) != 0 {
+            line.seq.fetch_add(1, Ordering::Release);
+            futex_wake(&line.seq);
+        }
+    }
+
+    /// Announces that we are about to sleep on our own bell. The caller must then look at
+    /// the rings once more before [`Sleep::sleep`]: whatever the peer published before it saw
+    /// our announcement is visible to that look (both sides fence between store and load).
+    pub(crate) fn prepare(&self) -> Sleep {
+        let line = self.line();
+        let seq = line.seq.load(Ordering::Acquire);
+        line.sleeping.store(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        Sleep { bell: *self, seq }
+    }
+}
+
+/// The sleeping half of the doorbell protocol; clears the announcement on drop.
+pub(crate) struct Sleep {
+    bell: Bell,
+    seq: u32,
+}
+
+impl Sleep {
+    /// Sleeps until rung or `timeout`.
+    pub(crate) fn sleep(self, timeout: Duration) {
+        futex_wait(&self.bell.line().seq, self.seq, timeout);
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.bell.line().sleeping.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The spinning phase of a wait.
+pub(crate) struct Spin {
+    until: Option<Instant>,
+    forever: bool,
+    yield_cpu: bool,
+    next_check: Instant,
+    rounds: u32,
+}
+
+/// What the spinner says after a round.
+pub(crate) enum SpinStep {
+    /// Keep polling.
+    Again,
+    /// Time to check the peer's liveness, then keep polling.
+    Check,
+    /// The spin budget is spent: sleep.
+    Sleep,
+}
+
+impl Spin {
+    pub(crate) fn new(strategy: WaitStrategy, budget: Duration, single_cpu: bool) -> Self {
+        let now = Instant::now();
+        let (until, forever) = match strategy {
+            WaitStrategy::Spin => (None, true),
+            WaitStrategy::Block => (Some(now), false),
+            // On one CPU the peer cannot run while we spin: go straight to sleep.
+            WaitStrategy::Adaptive if single_cpu => (Some(now), false),
+            WaitStrategy::Adaptive => (now.checked_add(budget), false),
+        };
+        Spin {
+            until,
+            forever,
+            yield_cpu: single_cpu,
+            next_check: now + CHECK_EVERY,
+            rounds: 0,
+        }
+    }
+
+    /// One spin round; looks at the clock only every 64 rounds (~1-2 µs).
+    #[inline]
+    pub(crate) fn step(&mut self, deadline: Option<Instant>) -> SpinStep {
+        if self.yield_cpu {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+        self.rounds = self.rounds.wrapping_add(1);
+        if !self.rounds.is_multiple_of(64) {
+            return SpinStep::Again;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return SpinStep::Sleep;
+        }
+        if !self.forever && self.until.is_none_or(|u| now >= u) {
+            return SpinStep::Sleep;
+        }
+        if now >= self.next_check {
+            self.next_check = now + CHECK_EVERY;
+            return SpinStep::Check;
+        }
+        SpinStep::Again
+    }
+}
+
+/// Whether the peer process still runs.
+#[derive(Debug, Default)]
+pub(crate) struct PeerWatch {
+    pidfd: Option<OwnedFd>,
+    pid: Option<i32>,
+}
+
+impl PeerWatch {
+    /// Watches nothing: the peer is in this process (`pair`) and its drop is the only signal.
+    pub(crate) fn none() -> Self {
+        PeerWatch::default()
+    }
+
+    /// Watches process `pid`.
+    pub(crate) fn pid(pid: i32) -> Self {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is
+        // passed.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let pidfd = (fd >= 0).then(|| {
+            // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+            unsafe { OwnedFd::from_raw_fd(fd as i32) }
+        });
+        PeerWatch { pidfd, pid: Some(pid) }
+    }
+
+    /// False once the peer process has exited (or been killed).
+    pub(crate) fn alive(&self) -> bool {
+        if let Some(fd) = &self.pidfd {
+            let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(fd), PollFlags::POLLIN)];
+            return !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0);
+        }
+        match self.pid {
+            Some(pid) => nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) != Err(nix::errno::Errno::ESRCH),
+            None => true,
+        }
+    }
+}
