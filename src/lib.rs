@@ -4,6 +4,7 @@ mod error;
 mod frame;
 mod handshake;
 mod listener;
+pub mod measure;
 mod pair;
 mod pipe;
 #[allow(unsafe_code)] // shared memory and futexes: see src/shm/ and STYLE.md

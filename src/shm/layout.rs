@@ -26,14 +26,23 @@ pub(crate) const MAX_CAPACITY: usize = 1 << 30;
 /// covers the adjacent-line prefetcher on x86, as crossbeam's `CachePadded` does).
 const LINE: usize = 128;
 
-/// One cache line holding one side's index of a ring and its "closed" flag.
+/// One cache line holding one side's index of a ring.
 #[repr(C, align(128))]
 pub(crate) struct IndexLine {
     /// Bytes written (producer's line) or read (consumer's line) since creation; wraps never
     /// happen in practice (u64).
     pub(crate) pos: AtomicU64,
-    /// Non-zero once that side has dropped its endpoint.
+}
+
+/// One cache line of facts about an endpoint that rarely change: its "closed" flag and the
+/// CPUs it may run on. The peer checks them on every send at the cost of a cache hit (sharing
+/// a line with an index that moves on every message would cost a miss per message instead).
+#[repr(C, align(128))]
+pub(crate) struct EndpointLine {
+    /// Non-zero once that endpoint has been dropped.
     pub(crate) closed: AtomicU32,
+    /// Bit i set: the endpoint may run on CPU i (0 if unknown or beyond 64 CPUs).
+    pub(crate) cpus: AtomicU64,
 }
 
 /// One cache line with a futex word and the "I am asleep on it" flag of its only waiter.
@@ -75,12 +84,15 @@ pub(crate) struct Header {
     /// whether it waits for data or for space, so the peer rings it after publishing a record
     /// and after freeing space, and a blocked `send` is also woken by incoming data.
     pub(crate) bells: [WakeLine; 2],
+    /// Each endpoint's flags (0: creator, 1: attacher).
+    pub(crate) endpoints: [EndpointLine; 2],
 }
 
 const _: () = assert!(size_of::<IndexLine>() == LINE);
 const _: () = assert!(size_of::<WakeLine>() == LINE);
 const _: () = assert!(size_of::<RingCtl>() == 2 * LINE);
-const _: () = assert!(size_of::<Header>() == LINE + 4 * LINE + 2 * LINE);
+const _: () = assert!(size_of::<EndpointLine>() == LINE);
+const _: () = assert!(size_of::<Header>() == LINE + 4 * LINE + 2 * LINE + 2 * LINE);
 const _: () = assert!(size_of::<Header>() <= HEADER_SIZE);
 const _: () = assert!(std::mem::offset_of!(Header, rings) == LINE);
 
@@ -101,10 +113,12 @@ impl Header {
         self.attacher_pid.store(0, Relaxed);
         self.attached.store(0, Relaxed);
         for ring in &self.rings {
-            for line in [&ring.producer, &ring.consumer] {
-                line.pos.store(0, Relaxed);
-                line.closed.store(0, Relaxed);
-            }
+            ring.producer.pos.store(0, Relaxed);
+            ring.consumer.pos.store(0, Relaxed);
+        }
+        for line in &self.endpoints {
+            line.closed.store(0, Relaxed);
+            line.cpus.store(0, Relaxed);
         }
         for bell in &self.bells {
             bell.seq.store(0, Relaxed);

@@ -63,11 +63,16 @@ pub struct ShmTransport {
     consumer: Consumer,
     my_bell: Bell,
     peer_bell: Bell,
+    /// 0: creator, 1: attacher (indexes the header's per-endpoint fields).
+    side: usize,
     peer: PeerWatch,
     max: usize,
     strategy: WaitStrategy,
     spin: Duration,
-    single_cpu: bool,
+    /// The CPUs this endpoint may run on (bit mask, 0 if unknown).
+    my_cpus: u64,
+    /// The machine has a single CPU online.
+    machine_has_one: bool,
     /// Fragments of the message being reassembled, and its announced total.
     partial: Vec<u8>,
     partial_total: Option<u64>,
@@ -76,7 +81,7 @@ pub struct ShmTransport {
     inbox_bytes: usize,
     broken: bool,
     /// Last field: dropped after everything that points into it.
-    _region: Region,
+    region: Region,
 }
 
 /// What a wait is for.
@@ -234,23 +239,26 @@ impl ShmTransport {
                 Bell::new(NonNull::from(&h.bells[1 - side])),
             )
         };
-        let single_cpu = std::thread::available_parallelism().map_or(true, |n| n.get() == 1);
+        let my_cpus = wait::allowed_cpus();
+        h.endpoints[side].cpus.store(my_cpus, Ordering::Relaxed);
         Ok(ShmTransport {
             producer,
             consumer,
             my_bell,
             peer_bell,
+            side,
             peer,
             max: options.max_message_size,
             strategy: options.wait_strategy,
             spin: options.spin_duration,
-            single_cpu,
+            my_cpus,
+            machine_has_one: wait::online_cpus() == 1,
             partial: Vec::new(),
             partial_total: None,
             inbox: VecDeque::new(),
             inbox_bytes: 0,
             broken: false,
-            _region: region,
+            region,
         })
     }
 
@@ -468,7 +476,7 @@ impl ShmTransport {
     fn poll(&mut self, want: Want) -> Result<Option<Got>> {
         match want {
             Want::Space(len) => {
-                if self.producer.consumer_closed() {
+                if self.peer_closed() {
                     return Err(Error::Disconnected);
                 }
                 if let Some(res) = self.producer.try_reserve(len)? {
@@ -500,7 +508,7 @@ impl ShmTransport {
                 }
                 // Closed is read before the final emptiness check: records published before
                 // the close are seen.
-                if self.consumer.producer_closed() {
+                if self.peer_closed() {
                     if self.consumer.has_data()? {
                         return Ok(Some(Got::Data));
                     }
@@ -509,6 +517,15 @@ impl ShmTransport {
                 Ok(None)
             }
         }
+    }
+
+    /// Whether the peer dropped its endpoint (read with acquire: everything it published
+    /// before is visible after).
+    fn peer_closed(&self) -> bool {
+        header(&self.region).endpoints[1 - self.side]
+            .closed
+            .load(Ordering::Acquire)
+            != 0
     }
 
     /// The error for a peer that is gone with nothing left to read.
@@ -525,11 +542,18 @@ impl ShmTransport {
 
     /// Waits for `want` by the endpoint's strategy, checking the peer's liveness.
     fn wait(&mut self, want: Want, deadline: Option<Instant>) -> Result<Got> {
-        let mut spin = Spin::new(self.strategy, self.spin, self.single_cpu);
+        if let Some(got) = self.poll(want)? {
+            return Ok(got);
+        }
+        let peer_cpus = header(&self.region).endpoints[1 - self.side]
+            .cpus
+            .load(Ordering::Relaxed);
+        let mut spin = Spin::new(
+            self.strategy,
+            self.spin,
+            wait::one_cpu_for_both(self.machine_has_one, self.my_cpus, peer_cpus),
+        );
         loop {
-            if let Some(got) = self.poll(want)? {
-                return Ok(got);
-            }
             match spin.step(deadline) {
                 SpinStep::Again => {}
                 SpinStep::Check => {
@@ -538,6 +562,9 @@ impl ShmTransport {
                     }
                 }
                 SpinStep::Sleep => break,
+            }
+            if let Some(got) = self.poll(want)? {
+                return Ok(got);
             }
         }
         loop {
@@ -639,8 +666,9 @@ impl Transport for ShmTransport {
 
 impl Drop for ShmTransport {
     fn drop(&mut self) {
-        self.producer.close();
-        self.consumer.close();
+        header(&self.region).endpoints[self.side]
+            .closed
+            .store(1, Ordering::Release);
         // The peer may sleep waiting for data (from us) or for space (that we will never
         // free): one bell covers both.
         self.peer_bell.ring();

@@ -30,7 +30,9 @@ pub(crate) struct Region {
 unsafe impl Send for Region {}
 
 impl Region {
-    /// Maps all `len` bytes of `fd` shared and read-write.
+    /// Maps all `len` bytes of `fd` shared and read-write, with the page tables filled in
+    /// (`MAP_POPULATE`): otherwise the first pass over a ring takes a page fault every 4 KiB,
+    /// which showed up as a 10x p99 on small messages.
     fn map(fd: impl AsFd, len: usize) -> Result<Self> {
         let size = NonZeroUsize::new(len).ok_or_else(|| Error::IncompatibleSegment("empty segment".into()))?;
         // SAFETY: a fresh mapping chosen by the kernel (no address hint, no MAP_FIXED) cannot

@@ -124,15 +124,6 @@ impl Producer {
         self.ring.capacity / 4 - RECORD_HEADER
     }
 
-    /// Whether the consumer has dropped its endpoint.
-    pub(crate) fn consumer_closed(&self) -> bool {
-        self.ring.ctl().consumer.closed.load(Ordering::Acquire) != 0
-    }
-
-    pub(crate) fn close(&self) {
-        self.ring.ctl().producer.closed.store(1, Ordering::Release);
-    }
-
     /// Finds room for a record of `len <= max_record()` payload bytes, or `None` if the ring
     /// is too full now.
     ///
@@ -257,15 +248,6 @@ impl Consumer {
             head,
             tail_cache: head,
         }
-    }
-
-    /// Whether the producer has dropped its endpoint (read before the final emptiness check).
-    pub(crate) fn producer_closed(&self) -> bool {
-        self.ring.ctl().producer.closed.load(Ordering::Acquire) != 0
-    }
-
-    pub(crate) fn close(&self) {
-        self.ring.ctl().consumer.closed.store(1, Ordering::Release);
     }
 
     /// Whether a record has been published that we have not read (reloads the tail).

@@ -114,12 +114,15 @@ impl Drop for Sleep {
     }
 }
 
-/// The spinning phase of a wait.
+/// The spinning phase of a wait. Reads the clock only every 64 rounds, starting with the 64th,
+/// so a wait that ends within a few hundred nanoseconds never pays for a clock read.
 pub(crate) struct Spin {
-    until: Option<Instant>,
-    forever: bool,
+    strategy: WaitStrategy,
+    budget: Duration,
     yield_cpu: bool,
-    next_check: Instant,
+    /// When spinning stops (None: never), set at the first clock read.
+    until: Option<Option<Instant>>,
+    next_check: Option<Instant>,
     rounds: u32,
 }
 
@@ -135,26 +138,24 @@ pub(crate) enum SpinStep {
 
 impl Spin {
     pub(crate) fn new(strategy: WaitStrategy, budget: Duration, single_cpu: bool) -> Self {
-        let now = Instant::now();
-        let (until, forever) = match strategy {
-            WaitStrategy::Spin => (None, true),
-            WaitStrategy::Block => (Some(now), false),
-            // On one CPU the peer cannot run while we spin: go straight to sleep.
-            WaitStrategy::Adaptive if single_cpu => (Some(now), false),
-            WaitStrategy::Adaptive => (now.checked_add(budget), false),
-        };
         Spin {
-            until,
-            forever,
+            strategy,
+            budget,
             yield_cpu: single_cpu,
-            next_check: now + CHECK_EVERY,
+            until: None,
+            next_check: None,
             rounds: 0,
         }
     }
 
-    /// One spin round; looks at the clock only every 64 rounds (~1-2 µs).
+    /// One spin round.
     #[inline]
     pub(crate) fn step(&mut self, deadline: Option<Instant>) -> SpinStep {
+        // Block never spins; Adaptive does not spin on one CPU, where the peer cannot run
+        // while we do.
+        if self.strategy == WaitStrategy::Block || (self.strategy == WaitStrategy::Adaptive && self.yield_cpu) {
+            return SpinStep::Sleep;
+        }
         if self.yield_cpu {
             std::thread::yield_now();
         } else {
@@ -165,18 +166,55 @@ impl Spin {
             return SpinStep::Again;
         }
         let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
+        let until = *self.until.get_or_insert_with(|| match self.strategy {
+            WaitStrategy::Spin => None,
+            _ => Some(now.checked_add(self.budget).unwrap_or(now)),
+        });
+        if deadline.is_some_and(|d| now >= d) || until.is_some_and(|u| now >= u) {
             return SpinStep::Sleep;
         }
-        if !self.forever && self.until.is_none_or(|u| now >= u) {
-            return SpinStep::Sleep;
-        }
-        if now >= self.next_check {
-            self.next_check = now + CHECK_EVERY;
+        let next_check = *self.next_check.get_or_insert(now + CHECK_EVERY);
+        if now >= next_check {
+            self.next_check = Some(now + CHECK_EVERY);
             return SpinStep::Check;
         }
         SpinStep::Again
     }
+}
+
+/// The CPUs this thread may run on, as a bit mask of the first 64 (0 if it cannot be read or
+/// the machine has more).
+pub(crate) fn allowed_cpus() -> u64 {
+    let Ok(set) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) else {
+        return 0;
+    };
+    let mut mask = 0u64;
+    for cpu in 0..nix::sched::CpuSet::count() {
+        if set.is_set(cpu).unwrap_or(false) {
+            if cpu >= 64 {
+                return 0;
+            }
+            mask |= 1 << cpu;
+        }
+    }
+    mask
+}
+
+/// Whether spinning is futile because both endpoints can only run on the same single CPU (or
+/// the machine has one): the spinner would keep the peer off the CPU it waits for.
+///
+/// Each endpoint publishes its affinity mask in the header; `0` (unknown, or a peer that has
+/// not attached yet) counts as "anywhere". Our own affinity alone says nothing: two endpoints
+/// pinned to two different cores spin very well.
+pub(crate) fn one_cpu_for_both(machine_has_one: bool, mine: u64, peer: u64) -> bool {
+    machine_has_one || (mine.count_ones() == 1 && peer == mine)
+}
+
+/// CPUs online on this machine.
+pub(crate) fn online_cpus() -> usize {
+    // SAFETY: sysconf has no memory arguments.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n > 0 { n as usize } else { 1 }
 }
 
 /// Whether the peer process still runs.

@@ -1,0 +1,249 @@
+//! The side-by-side comparison: every transport (shm in each wait strategy) and the raw
+//! mechanism under it, at each message size, each in a real child process.
+//!
+//! ```text
+//! cargo run --release --example compare                 # the default run, under a minute
+//! cargo run --release --example compare -- --quick      # a smoke test, under 10 s
+//! cargo run --release --example compare -- --transports unix,shm-spin --sizes 64,64K --pin 0,1
+//! ```
+//! Prints a table and one verdict per size, and writes `compare.json`, `compare.csv` and
+//! `compare.svg` to `--out` (default `target/switchboard/`).
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use plotters::prelude::*;
+use switchboard::measure::{self, Mechanism, Report, Settings, human_size};
+
+/// Compare switchboard's transports side by side, each against its raw mechanism.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Comma-separated mechanisms: tcp, unix, pipe, shm-spin, shm-block, shm-adaptive
+    /// (each is measured beside its raw baseline) [default: all]
+    #[arg(long, value_delimiter = ',', value_parser = parse_mechanism)]
+    transports: Vec<Mechanism>,
+
+    /// Comma-separated message sizes, with optional K or M suffix (KiB, MiB)
+    /// [default: 8,64,1K,16K,64K,1M; with --quick: 64,64K]
+    #[arg(long, value_delimiter = ',', value_parser = parse_size)]
+    sizes: Vec<usize>,
+
+    /// Measured round trips per transport and size, at most [default: 20000; --quick: 2000]
+    #[arg(long)]
+    iterations: Option<usize>,
+
+    /// Time budget of each latency measurement in seconds [default: 0.3; --quick: 0.04]
+    #[arg(long)]
+    duration: Option<f64>,
+
+    /// Pin parent and child to two cores, e.g. 0,1 (records the placement in the results)
+    #[arg(long, value_parser = parse_pin)]
+    pin: Option<(usize, usize)>,
+
+    /// Folder for compare.json, compare.csv and compare.svg
+    #[arg(long, default_value = "target/switchboard")]
+    out: PathBuf,
+
+    /// A fast smoke run (two sizes, a tenth of the work)
+    #[arg(long)]
+    quick: bool,
+}
+
+fn parse_mechanism(s: &str) -> Result<Mechanism, String> {
+    let m: Mechanism = s.parse().map_err(|e| format!("{e}"))?;
+    if m.is_raw() {
+        return Err("raw baselines are measured beside each transport; name the transport".into());
+    }
+    Ok(m)
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let (digits, mult) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 1 << 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
+        _ => (s, 1),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 64, 16K or 1M"))?;
+    let size = n.checked_mul(mult).ok_or("size overflows")?;
+    if !(1..=64 << 20).contains(&size) {
+        return Err(format!("size {size} must be between 1 byte and 64 MiB"));
+    }
+    Ok(size)
+}
+
+fn parse_pin(s: &str) -> Result<(usize, usize), String> {
+    let cpus = measure::cpu_count();
+    let (a, b) = s.split_once(',').ok_or("--pin takes two cores, e.g. 0,1")?;
+    let parse = |c: &str| {
+        c.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("{c:?} is not a core number"))
+    };
+    let (a, b) = (parse(a)?, parse(b)?);
+    if a >= cpus || b >= cpus {
+        return Err(format!("this machine has cores 0..{}", cpus - 1));
+    }
+    Ok((a, b))
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    // This binary is also the measurement child.
+    measure::serve_if_child();
+    let args = Args::parse();
+
+    let mut settings = if args.quick {
+        Settings::quick()
+    } else {
+        Settings::default()
+    };
+    if let Some(n) = args.iterations {
+        settings.iterations = n.max(1);
+    }
+    if let Some(d) = args.duration {
+        if !(d > 0.0 && d < 3600.0) {
+            eprintln!("error: --duration must be between 0 and 3600 seconds");
+            std::process::exit(2);
+        }
+        settings.duration = Duration::from_secs_f64(d);
+    }
+    settings.pin = args.pin;
+    let transports = if args.transports.is_empty() {
+        Mechanism::all_transports()
+    } else {
+        args.transports
+    };
+    let sizes = if !args.sizes.is_empty() {
+        args.sizes
+    } else if args.quick {
+        vec![64, 64 << 10]
+    } else {
+        vec![8, 64, 1 << 10, 16 << 10, 64 << 10, 1 << 20]
+    };
+
+    // Each transport and, once per kind, its raw baseline.
+    let mut mechanisms: Vec<Mechanism> = Vec::new();
+    for t in &transports {
+        mechanisms.push(*t);
+        if !mechanisms.contains(&t.raw()) {
+            mechanisms.push(t.raw());
+        }
+    }
+
+    let started = Instant::now();
+    let bar = ProgressBar::new((mechanisms.len() * sizes.len()) as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} [{elapsed}]").expect("valid template"));
+    let mut report = Report::new(settings.clone());
+    for &size in &sizes {
+        for &m in &mechanisms {
+            bar.set_message(format!("{m} {}", human_size(size)));
+            let result = measure::measure(m, size, &settings).map_err(|e| format!("{m} at {size} B: {e}"))?;
+            report.measurements.push(result);
+            bar.inc(1);
+        }
+        report
+            .memcpy_mb_per_s
+            .push((size, measure::memcpy_mb_per_s(size, settings.duration / 3)));
+    }
+    bar.finish_and_clear();
+
+    println!("{}", report.table());
+    for line in report.verdicts() {
+        println!("{line}");
+    }
+    std::fs::create_dir_all(&args.out)?;
+    let json = args.out.join("compare.json");
+    let csv = args.out.join("compare.csv");
+    let svg = args.out.join("compare.svg");
+    std::fs::write(&json, report.to_json())?;
+    std::fs::write(&csv, report.to_csv())?;
+    draw(&report, &svg)?;
+    println!(
+        "\nfinished in {:.1} s; wrote {}, {}, {}",
+        started.elapsed().as_secs_f64(),
+        json.display(),
+        csv.display(),
+        svg.display()
+    );
+    Ok(())
+}
+
+/// Two log-log panels: median round trip by size, and throughput by size, one line per
+/// mechanism (raw baselines thin).
+fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn Error>> {
+    let root = SVGBackend::new(path, (1400, 600)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(700);
+    let mut names: Vec<&str> = Vec::new();
+    for m in &report.measurements {
+        if !names.contains(&m.mechanism.as_str()) {
+            names.push(&m.mechanism);
+        }
+    }
+    let sizes: Vec<usize> = report.measurements.iter().map(|m| m.size).collect();
+    let (smin, smax) = (
+        *sizes.iter().min().unwrap_or(&1) as f64,
+        *sizes.iter().max().unwrap_or(&2) as f64,
+    );
+    let xr = (smin / 1.5)..(smax * 1.5);
+    type Pick = fn(&measure::Measurement) -> f64;
+    let panels: [(&DrawingArea<SVGBackend, plotters::coord::Shift>, &str, &str, Pick); 2] = [
+        (&left, "median round trip by message size", "µs (log)", |m| {
+            m.latency.p50_ns as f64 / 1e3
+        }),
+        (&right, "one-way throughput by message size", "MB/s (log)", |m| {
+            m.throughput.mb_per_s
+        }),
+    ];
+    for (area, title, ylabel, pick) in panels {
+        let values: Vec<f64> = report.measurements.iter().map(pick).filter(|v| *v > 0.0).collect();
+        let (ymin, ymax) = values
+            .iter()
+            .fold((f64::MAX, 0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(xr.clone().log_scale(), ((ymin / 1.5).max(1e-3)..ymax * 1.5).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("message size (bytes, log)")
+            .y_desc(ylabel)
+            .x_label_formatter(&|x| human_size(*x as usize))
+            .draw()?;
+        for (i, name) in names.iter().enumerate() {
+            let raw = name.starts_with("raw-");
+            let color = Palette99::pick(i).to_rgba();
+            let style = if raw {
+                color.stroke_width(1)
+            } else {
+                color.stroke_width(3)
+            };
+            let points: Vec<(f64, f64)> = report
+                .measurements
+                .iter()
+                .filter(|m| m.mechanism == *name)
+                .map(|m| (m.size as f64, pick(m)))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), style))?
+                .label(name.to_string())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}

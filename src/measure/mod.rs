@@ -1,0 +1,461 @@
+//! The benchmark harness: round-trip latency, one-way throughput and CPU cost of each
+//! transport between a parent and a real child process, beside a raw baseline of the same
+//! mechanism measured in the same run.
+//!
+//! Round trips are recorded one by one in an HDR histogram (Gil Tene's HdrHistogram, via the
+//! `hdrhistogram` crate) and reported as round trips, never halved into "one-way latency".
+//! Throughput counts only messages whose length and sequence stamps checked out. CPU time is
+//! `getrusage(2)` of the measuring thread in each process, so that a spinning transport shows
+//! what its low latency costs.
+//!
+//! The binary that runs the harness is also the child: call [`serve_if_child`] first thing in
+//! `main`.
+//!
+//! # Examples
+//! ```no_run
+//! use switchboard::measure::{self, Mechanism, Settings};
+//! use switchboard::Kind;
+//!
+//! measure::serve_if_child(); // in the child, this serves and exits
+//! let settings = Settings::quick();
+//! let m = measure::measure(Mechanism::transport(Kind::Unix), 64, &settings)?;
+//! println!("unix 64 B: p50 round trip {} ns", m.latency.p50_ns);
+//! # Ok::<(), switchboard::Error>(())
+//! ```
+
+mod link;
+#[allow(unsafe_code)] // the raw shared-memory baseline maps memory itself
+mod raw;
+mod report;
+mod sys;
+
+use std::fmt;
+use std::process::{Child, Command};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::{DEFAULT_RING_CAPACITY, Error, Kind, Options, Result, Transport, WaitStrategy};
+use link::Link;
+
+pub use report::{Report, human_size};
+pub use sys::{cpu_count, cpu_model, process_cpu};
+
+/// What the child should do, in the environment: `latency|throughput;MECHANISM;SIZE;WARMUP;COUNT`.
+pub const ENV_MEASURE: &str = "SWITCHBOARD_MEASURE";
+/// The core the child pins itself to.
+pub const ENV_MEASURE_PIN: &str = "SWITCHBOARD_MEASURE_PIN";
+
+/// A thing to measure: a switchboard transport (shm with a wait strategy) or the raw
+/// mechanism under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mechanism {
+    /// A switchboard transport.
+    Transport {
+        /// Which transport.
+        kind: Kind,
+        /// The wait strategy (shm only; ignored otherwise).
+        wait: WaitStrategy,
+    },
+    /// The same exchange over plain syscalls: pipes, a socketpair, TCP with `TCP_NODELAY`,
+    /// or shared memory spinning on an atomic.
+    Raw(Kind),
+}
+
+impl Mechanism {
+    /// A transport with the default wait strategy.
+    pub fn transport(kind: Kind) -> Self {
+        Mechanism::Transport {
+            kind,
+            wait: WaitStrategy::default(),
+        }
+    }
+
+    /// Every transport (shm in each wait strategy), in report order.
+    pub fn all_transports() -> Vec<Mechanism> {
+        let mut out = Vec::new();
+        for kind in Kind::ALL {
+            if kind == Kind::Shm {
+                out.extend(WaitStrategy::ALL.map(|wait| Mechanism::Transport { kind, wait }));
+            } else {
+                out.push(Mechanism::transport(kind));
+            }
+        }
+        out
+    }
+
+    /// The raw baseline of this mechanism's kind.
+    pub fn raw(self) -> Mechanism {
+        Mechanism::Raw(self.kind())
+    }
+
+    /// The underlying kind.
+    pub fn kind(self) -> Kind {
+        match self {
+            Mechanism::Transport { kind, .. } | Mechanism::Raw(kind) => kind,
+        }
+    }
+
+    /// Whether this is a raw baseline.
+    pub fn is_raw(self) -> bool {
+        matches!(self, Mechanism::Raw(_))
+    }
+}
+
+impl fmt::Display for Mechanism {
+    /// `tcp`, `shm-spin`, `raw-pipe`, ...
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Mechanism::Transport { kind: Kind::Shm, wait } => format!("shm-{wait}"),
+            Mechanism::Transport { kind, .. } => kind.to_string(),
+            Mechanism::Raw(kind) => format!("raw-{kind}"),
+        };
+        f.pad(&s)
+    }
+}
+
+impl FromStr for Mechanism {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        if let Some(kind) = s.strip_prefix("raw-") {
+            return Ok(Mechanism::Raw(kind.parse()?));
+        }
+        if let Some(wait) = s.strip_prefix("shm-") {
+            return Ok(Mechanism::Transport {
+                kind: Kind::Shm,
+                wait: wait.parse()?,
+            });
+        }
+        Ok(Mechanism::transport(s.parse()?))
+    }
+}
+
+/// How much to measure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// Unmeasured round trips (and streamed messages) first.
+    pub warmup: usize,
+    /// Measured round trips at most.
+    pub iterations: usize,
+    /// Time budget of each latency measurement (it stops at `iterations` or here, whichever
+    /// comes first, after at least 100 round trips).
+    pub duration: Duration,
+    /// Bytes streamed in each throughput measurement (between 200 and 200,000 messages).
+    pub stream_bytes: usize,
+    /// Cores for (parent, child), or `None` to let the scheduler place them.
+    pub pin: Option<(usize, usize)>,
+    /// Ring capacity for shm.
+    pub ring_capacity: usize,
+}
+
+impl Default for Settings {
+    /// 20,000 round trips or 0.3 s, 256 MiB streams, 4 MiB rings, not pinned.
+    fn default() -> Self {
+        Settings {
+            warmup: 1000,
+            iterations: 20_000,
+            duration: Duration::from_millis(300),
+            stream_bytes: 256 << 20,
+            pin: None,
+            ring_capacity: DEFAULT_RING_CAPACITY,
+        }
+    }
+}
+
+impl Settings {
+    /// A smoke-test setting: a tenth of the default work.
+    pub fn quick() -> Self {
+        Settings {
+            warmup: 200,
+            iterations: 2000,
+            duration: Duration::from_millis(40),
+            stream_bytes: 16 << 20,
+            ..Settings::default()
+        }
+    }
+
+    fn stream_count(&self, size: usize) -> usize {
+        (self.stream_bytes / size.max(1)).clamp(200, 200_000)
+    }
+}
+
+/// Round-trip latency of one mechanism at one size.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    /// Measured round trips.
+    pub round_trips: u64,
+    /// Fastest round trip, ns.
+    pub min_ns: u64,
+    /// Median round trip, ns.
+    pub p50_ns: u64,
+    /// 90th percentile, ns.
+    pub p90_ns: u64,
+    /// 99th percentile, ns.
+    pub p99_ns: u64,
+    /// 99.9th percentile, ns.
+    pub p999_ns: u64,
+    /// Slowest round trip, ns.
+    pub max_ns: u64,
+    /// CPU time of both processes per round trip, ns.
+    pub cpu_ns_per_round_trip: f64,
+}
+
+/// One-way throughput of one mechanism at one size.
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    /// Messages received and checked.
+    pub messages: u64,
+    /// Seconds the measured part took.
+    pub seconds: f64,
+    /// Payload megabytes (10^6) per second.
+    pub mb_per_s: f64,
+    /// Messages per second.
+    pub msgs_per_s: f64,
+    /// CPU time of both processes per message, ns.
+    pub cpu_ns_per_message: f64,
+}
+
+/// Everything measured for one mechanism at one size.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    /// `tcp`, `shm-spin`, `raw-pipe`, ...
+    pub mechanism: String,
+    /// The transport kind underneath.
+    pub kind: String,
+    /// Whether this is a raw baseline.
+    pub raw: bool,
+    /// Message size in bytes.
+    pub size: usize,
+    /// Round trips.
+    pub latency: Latency,
+    /// One-way stream.
+    pub throughput: Throughput,
+}
+
+/// Measures `mechanism` at `size` bytes: a round-trip run and a stream run, each with a fresh
+/// child process (this executable, which must call [`serve_if_child`]).
+///
+/// # Errors
+/// Whatever spawning or the exchange returns; [`Error::Config`] if a message arrived damaged
+/// or out of order.
+///
+/// # Panics
+/// If `size` is 0 (the harness stamps every message).
+pub fn measure(mechanism: Mechanism, size: usize, settings: &Settings) -> Result<Measurement> {
+    assert!(size > 0, "the harness needs messages of at least one byte");
+    if let Some((parent, _)) = settings.pin {
+        sys::pin(parent)?;
+    }
+    let result = measure_pinned(mechanism, size, settings);
+    if settings.pin.is_some() {
+        sys::unpin()?;
+    }
+    result
+}
+
+fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Result<Measurement> {
+    let (child, mut link) = spawn(
+        mechanism,
+        "latency",
+        size,
+        settings.warmup,
+        settings.iterations,
+        settings,
+    )?;
+    let _watchdog = Watchdog::new(&child, MEASUREMENT_LIMIT + settings.duration);
+    let ping = link::ping(
+        link.as_mut(),
+        size,
+        settings.warmup,
+        settings.iterations,
+        settings.duration,
+    );
+    drop(link);
+    reap(child)?;
+    let ping = ping?;
+    let h = &ping.histogram;
+    if ping.child.count != h.len() {
+        return Err(Error::Config(format!(
+            "the child echoed {} round trips, the parent timed {}",
+            ping.child.count,
+            h.len()
+        )));
+    }
+    let latency = Latency {
+        round_trips: h.len(),
+        min_ns: h.min(),
+        p50_ns: h.value_at_quantile(0.5),
+        p90_ns: h.value_at_quantile(0.9),
+        p99_ns: h.value_at_quantile(0.99),
+        p999_ns: h.value_at_quantile(0.999),
+        max_ns: h.max(),
+        cpu_ns_per_round_trip: (ping.parent_cpu + ping.child.cpu).as_nanos() as f64 / h.len().max(1) as f64,
+    };
+
+    let count = settings.stream_count(size);
+    let warmup = (settings.warmup / 10).clamp(1, count);
+    let (child, mut link) = spawn(mechanism, "throughput", size, warmup, count, settings)?;
+    let _watchdog = Watchdog::new(&child, MEASUREMENT_LIMIT);
+    let stream = link::drain(link.as_mut(), size, warmup, count);
+    drop(link);
+    reap(child)?;
+    let stream = stream?;
+    if stream.child.count != stream.messages {
+        return Err(Error::Config(format!(
+            "the child sent {} messages, the parent counted {}",
+            stream.child.count, stream.messages
+        )));
+    }
+    let seconds = stream.elapsed.as_secs_f64().max(1e-9);
+    let throughput = Throughput {
+        messages: stream.messages,
+        seconds,
+        mb_per_s: (stream.messages as f64 * size as f64) / seconds / 1e6,
+        msgs_per_s: stream.messages as f64 / seconds,
+        cpu_ns_per_message: (stream.parent_cpu + stream.child.cpu).as_nanos() as f64 / stream.messages.max(1) as f64,
+    };
+    Ok(Measurement {
+        mechanism: mechanism.to_string(),
+        kind: mechanism.kind().to_string(),
+        raw: mechanism.is_raw(),
+        size,
+        latency,
+        throughput,
+    })
+}
+
+/// Single-core memcpy bandwidth in MB/s for `size`-byte copies through a 4 MiB buffer: the
+/// ceiling for a shared-memory ring.
+pub fn memcpy_mb_per_s(size: usize, budget: Duration) -> f64 {
+    raw::memcpy_bandwidth(size, budget) / 1e6
+}
+
+fn spawn(
+    mechanism: Mechanism,
+    mode: &str,
+    size: usize,
+    warmup: usize,
+    count: usize,
+    settings: &Settings,
+) -> Result<(Child, Box<dyn Link>)> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command.env(ENV_MEASURE, format!("{mode};{mechanism};{size};{warmup};{count}"));
+    if let Some((_, core)) = settings.pin {
+        command.env(ENV_MEASURE_PIN, core.to_string());
+    }
+    match mechanism {
+        Mechanism::Raw(kind) => raw::spawn(kind, size, &mut command),
+        Mechanism::Transport { kind, wait } => {
+            let options = Options::new()
+                .wait_strategy(wait)
+                .ring_capacity(settings.ring_capacity)
+                .max_message_size(size.max(link::REPORT_LEN));
+            let (child, transport) = options.spawn_child(kind, &mut command)?;
+            Ok((child, Box::new(transport) as Box<dyn Link>))
+        }
+    }
+}
+
+/// Kills the child if a measurement outlives `limit`, so that a hung peer ends the run with an
+/// error instead of hanging it; the parent's pending call then fails with `Disconnected`.
+struct Watchdog(#[allow(dead_code)] std::sync::mpsc::Sender<()>);
+
+impl Watchdog {
+    fn new(child: &Child, limit: Duration) -> Self {
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        });
+        Watchdog(tx)
+    }
+}
+
+/// A measurement that takes longer than this is declared hung.
+const MEASUREMENT_LIMIT: Duration = Duration::from_secs(120);
+
+fn reap(mut child: Child) -> Result<()> {
+    let status = child.wait()?;
+    if !status.success() {
+        return Err(Error::Config(format!("the measurement child failed: {status}")));
+    }
+    Ok(())
+}
+
+/// In a child started by [`measure`], runs its side of the measurement and exits the process;
+/// anywhere else returns at once. Call it first thing in `main` of any binary that measures.
+pub fn serve_if_child() {
+    let Ok(spec) = std::env::var(ENV_MEASURE) else { return };
+    let code = match serve(&spec) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("switchboard measurement child: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn serve(spec: &str) -> Result<()> {
+    let bad = || Error::Config(format!("{ENV_MEASURE}={spec:?} is malformed"));
+    let parts: Vec<&str> = spec.split(';').collect();
+    let [mode, mechanism, size, warmup, count] = parts[..] else {
+        return Err(bad());
+    };
+    let mechanism: Mechanism = mechanism.parse()?;
+    let size: usize = size.parse().map_err(|_| bad())?;
+    let warmup: usize = warmup.parse().map_err(|_| bad())?;
+    let count: usize = count.parse().map_err(|_| bad())?;
+    if let Some(core) = std::env::var(ENV_MEASURE_PIN).ok().and_then(|c| c.parse().ok()) {
+        sys::pin(core)?;
+    }
+    let mut link: Box<dyn Link> = match mechanism {
+        Mechanism::Raw(kind) => raw::child_link(kind, size)?,
+        Mechanism::Transport { .. } => Box::new(crate::connect_to_parent()?),
+    };
+    match mode {
+        "latency" => link::echo(link.as_mut(), size, warmup),
+        "throughput" => link::stream(link.as_mut(), size, warmup, count),
+        _ => Err(bad()),
+    }
+}
+
+/// Round trips over a transport you built yourself, against a peer that echoes (run
+/// [`echo_until_disconnected`] on the other end). Returns the median and 99th percentile.
+///
+/// # Errors
+/// Whatever the transport returns.
+pub fn round_trip_percentiles(t: &mut dyn Transport, size: usize, count: usize) -> Result<(Duration, Duration)> {
+    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid bounds");
+    let msg = vec![0x42u8; size];
+    let mut buf = Vec::with_capacity(size);
+    for _ in 0..count {
+        let t0 = std::time::Instant::now();
+        t.send(&msg)?;
+        t.recv(&mut buf)?;
+        h.saturating_record(t0.elapsed().as_nanos().max(1) as u64);
+    }
+    Ok((
+        Duration::from_nanos(h.value_at_quantile(0.5)),
+        Duration::from_nanos(h.value_at_quantile(0.99)),
+    ))
+}
+
+/// Echoes every message back until the peer disconnects.
+///
+/// # Errors
+/// Any error other than [`Error::Disconnected`].
+pub fn echo_until_disconnected(t: &mut dyn Transport) -> Result<()> {
+    let mut buf = Vec::new();
+    loop {
+        match t.recv(&mut buf) {
+            Ok(_) => t.send(&buf)?,
+            Err(Error::Disconnected) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Process facts the harness records: CPU time (`getrusage(2)`), pinning
+//! (`sched_setaffinity(2)`) and the CPU model.
+
+use std::time::Duration;
+
+use nix::sched::{CpuSet, sched_setaffinity};
+use nix::sys::resource::{UsageWho, getrusage};
+use nix::time::{ClockId, clock_gettime};
+use nix::unistd::Pid;
+
+use crate::Result;
+
+/// User + system CPU time of the calling thread, so that helper threads such as a progress
+/// bar do not count.
+///
+/// `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` rather than `getrusage(RUSAGE_THREAD)`: both count
+/// user and system time, but getrusage's figures move in scheduler ticks (up to 4 ms), too
+/// coarse for a 40 ms measurement, while the clock reads the scheduler's nanosecond runtime.
+pub(crate) fn thread_cpu() -> Result<Duration> {
+    let ts = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)?;
+    Ok(Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32))
+}
+
+/// User and system CPU time of this whole process so far (`getrusage(RUSAGE_SELF)`).
+pub fn process_cpu() -> Result<(Duration, Duration)> {
+    let usage = getrusage(UsageWho::RUSAGE_SELF)?;
+    let tv = |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+    Ok((tv(usage.user_time()), tv(usage.system_time())))
+}
+
+/// Pins the calling thread to `core`.
+pub(crate) fn pin(core: usize) -> Result<()> {
+    let mut set = CpuSet::new();
+    set.set(core)?;
+    sched_setaffinity(Pid::from_raw(0), &set)?;
+    Ok(())
+}
+
+/// Undoes [`pin`]: every core the process may use.
+pub(crate) fn unpin() -> Result<()> {
+    let mut set = CpuSet::new();
+    let n = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .max(num_cpus_online());
+    for core in 0..n.min(CpuSet::count()) {
+        set.set(core)?;
+    }
+    sched_setaffinity(Pid::from_raw(0), &set)?;
+    Ok(())
+}
+
+fn num_cpus_online() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| s.trim().rsplit(['-', ',']).next().and_then(|n| n.parse::<usize>().ok()))
+        .map_or(1, |last| last + 1)
+}
+
+/// The CPU model from `/proc/cpuinfo`.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Online CPUs.
+pub fn cpu_count() -> usize {
+    num_cpus_online()
+}
