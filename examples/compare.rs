@@ -68,9 +68,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
         Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
         _ => (s, 1),
     };
-    let n: usize = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 64, 16K or 1M"))?;
+    let n: usize = digits.parse().map_err(|_| format!("{s:?} is not a size like 64, 16K or 1M"))?;
     let size = n.checked_mul(mult).ok_or("size overflows")?;
     if !(1..=64 << 20).contains(&size) {
         return Err(format!("size {size} must be between 1 byte and 64 MiB"));
@@ -81,11 +79,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
 fn parse_pin(s: &str) -> Result<(usize, usize), String> {
     let cpus = measure::cpu_count();
     let (a, b) = s.split_once(',').ok_or("--pin takes two cores, e.g. 0,1")?;
-    let parse = |c: &str| {
-        c.trim()
-            .parse::<usize>()
-            .map_err(|_| format!("{c:?} is not a core number"))
-    };
+    let parse = |c: &str| c.trim().parse::<usize>().map_err(|_| format!("{c:?} is not a core number"));
     let (a, b) = (parse(a)?, parse(b)?);
     if a >= cpus || b >= cpus {
         return Err(format!("this machine has cores 0..{}", cpus - 1));
@@ -98,11 +92,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     measure::serve_if_child();
     let args = Args::parse();
 
-    let mut settings = if args.quick {
-        Settings::quick()
-    } else {
-        Settings::default()
-    };
+    let mut settings = if args.quick { Settings::quick() } else { Settings::default() };
     if let Some(n) = args.iterations {
         settings.iterations = n.max(1);
     }
@@ -114,11 +104,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         settings.duration = Duration::from_secs_f64(d);
     }
     settings.pin = args.pin;
-    let transports = if args.transports.is_empty() {
-        Mechanism::all_transports()
-    } else {
-        args.transports
-    };
+    let transports = if args.transports.is_empty() { Mechanism::all_transports() } else { args.transports };
     let sizes = if !args.sizes.is_empty() {
         args.sizes
     } else if args.quick {
@@ -147,9 +133,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             report.measurements.push(result);
             bar.inc(1);
         }
-        report
-            .memcpy_mb_per_s
-            .push((size, measure::memcpy_mb_per_s(size, settings.duration / 3)));
+        report.memcpy_mb_per_s.push((size, measure::memcpy_mb_per_s(size, settings.duration / 3)));
     }
     bar.finish_and_clear();
 
@@ -187,25 +171,16 @@ fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn Error>> {
         }
     }
     let sizes: Vec<usize> = report.measurements.iter().map(|m| m.size).collect();
-    let (smin, smax) = (
-        *sizes.iter().min().unwrap_or(&1) as f64,
-        *sizes.iter().max().unwrap_or(&2) as f64,
-    );
+    let (smin, smax) = (*sizes.iter().min().unwrap_or(&1) as f64, *sizes.iter().max().unwrap_or(&2) as f64);
     let xr = (smin / 1.5)..(smax * 1.5);
     type Pick = fn(&measure::Measurement) -> f64;
     let panels: [(&DrawingArea<SVGBackend, plotters::coord::Shift>, &str, &str, Pick); 2] = [
-        (&left, "median round trip by message size", "µs (log)", |m| {
-            m.latency.p50_ns as f64 / 1e3
-        }),
-        (&right, "one-way throughput by message size", "MB/s (log)", |m| {
-            m.throughput.mb_per_s
-        }),
+        (&left, "median round trip by message size", "µs (log)", |m| m.latency.p50_ns as f64 / 1e3),
+        (&right, "one-way throughput by message size", "MB/s (log)", |m| m.throughput.mb_per_s),
     ];
     for (area, title, ylabel, pick) in panels {
         let values: Vec<f64> = report.measurements.iter().map(pick).filter(|v| *v > 0.0).collect();
-        let (ymin, ymax) = values
-            .iter()
-            .fold((f64::MAX, 0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let (ymin, ymax) = values.iter().fold((f64::MAX, 0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
         let mut chart = ChartBuilder::on(area)
             .caption(title, ("sans-serif", 20))
             .margin(10)
@@ -221,28 +196,16 @@ fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn Error>> {
         for (i, name) in names.iter().enumerate() {
             let raw = name.starts_with("raw-");
             let color = Palette99::pick(i).to_rgba();
-            let style = if raw {
-                color.stroke_width(1)
-            } else {
-                color.stroke_width(3)
-            };
-            let points: Vec<(f64, f64)> = report
-                .measurements
-                .iter()
-                .filter(|m| m.mechanism == *name)
-                .map(|m| (m.size as f64, pick(m)))
-                .collect();
+            let style = if raw { color.stroke_width(1) } else { color.stroke_width(3) };
+            let points: Vec<(f64, f64)> =
+                report.measurements.iter().filter(|m| m.mechanism == *name).map(|m| (m.size as f64, pick(m))).collect();
             chart
                 .draw_series(LineSeries::new(points.clone(), style))?
                 .label(name.to_string())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
             chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     }
     root.present()?;
     Ok(())

@@ -110,10 +110,7 @@ mod tests {
             assert!(matches!(Error::from(io::Error::from(kind)), Error::Disconnected));
         }
         assert!(matches!(Error::from(nix::errno::Errno::EPIPE), Error::Disconnected));
-        assert!(matches!(
-            Error::from(io::Error::from(io::ErrorKind::PermissionDenied)),
-            Error::Io(_)
-        ));
+        assert!(matches!(Error::from(io::Error::from(io::ErrorKind::PermissionDenied)), Error::Io(_)));
     }
 
     #[test]

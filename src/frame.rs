@@ -74,11 +74,20 @@ impl<S: Stream> Framed<S> {
     /// Sends one frame with a single gather write when the stream has room.
     pub(crate) fn send(&mut self, msg: &[u8]) -> Result<()> {
         if msg.len() > self.max {
-            return Err(Error::MessageTooLarge {
-                len: msg.len(),
-                max: self.max,
-            });
+            return Err(Error::MessageTooLarge { len: msg.len(), max: self.max });
         }
+        self.send_frame(msg)
+    }
+
+    /// Changes the maximum frame size (the handshake's frames must pass whatever the
+    /// user's maximum is).
+    pub(crate) fn set_max_message_size(&mut self, max: usize) {
+        self.max = max;
+    }
+
+    /// Sends a frame of at most `u32::MAX` bytes whatever the maximum (handshake frames).
+    pub(crate) fn send_frame(&mut self, msg: &[u8]) -> Result<()> {
+        debug_assert!(msg.len() <= u32::MAX as usize);
         if self.broken {
             return Err(Error::Disconnected);
         }
@@ -87,8 +96,7 @@ impl<S: Stream> Framed<S> {
         let mut done = 0;
         while done < total {
             let result = if done < PREFIX_LEN {
-                self.io
-                    .try_write_vectored(&[IoSlice::new(&prefix[done..]), IoSlice::new(msg)])
+                self.io.try_write_vectored(&[IoSlice::new(&prefix[done..]), IoSlice::new(msg)])
             } else {
                 self.io.try_write_vectored(&[IoSlice::new(&msg[done - PREFIX_LEN..])])
             };
@@ -189,10 +197,9 @@ impl<S: Stream> Framed<S> {
                 let (len, filled) = (large.len, large.filled);
                 let n = self.read_some(deadline, Some((len, filled)))?;
                 if n == 0 {
-                    return Err(self.fail(Error::Truncated {
-                        expected: PREFIX_LEN + len,
-                        received: PREFIX_LEN + filled,
-                    }));
+                    return Err(
+                        self.fail(Error::Truncated { expected: PREFIX_LEN + len, received: PREFIX_LEN + filled })
+                    );
                 }
                 if let Some(large) = &mut self.large {
                     large.filled += n;
@@ -203,15 +210,11 @@ impl<S: Stream> Framed<S> {
             let avail = self.end - self.start;
             let mut need = PREFIX_LEN;
             if avail >= PREFIX_LEN {
-                let prefix: [u8; PREFIX_LEN] = self.rbuf[self.start..self.start + PREFIX_LEN]
-                    .try_into()
-                    .expect("4 bytes");
+                let prefix: [u8; PREFIX_LEN] =
+                    self.rbuf[self.start..self.start + PREFIX_LEN].try_into().expect("4 bytes");
                 let len = u32::from_le_bytes(prefix) as usize;
                 if len > self.max {
-                    return Err(self.fail(Error::FrameTooLarge {
-                        len: len as u64,
-                        max: self.max,
-                    }));
+                    return Err(self.fail(Error::FrameTooLarge { len: len as u64, max: self.max }));
                 }
                 if avail >= PREFIX_LEN + len {
                     let body = self.start + PREFIX_LEN;
@@ -239,10 +242,7 @@ impl<S: Stream> Framed<S> {
                     self.fail(Error::Disconnected)
                 } else {
                     let expected = if avail >= PREFIX_LEN { need } else { PREFIX_LEN };
-                    self.fail(Error::Truncated {
-                        expected,
-                        received: avail,
-                    })
+                    self.fail(Error::Truncated { expected, received: avail })
                 });
             }
         }
@@ -316,8 +316,7 @@ macro_rules! impl_transport {
             }
             fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: std::time::Duration) -> $crate::Result<usize> {
                 // A deadline too far away to represent is no deadline.
-                self.framed
-                    .recv(buf, std::time::Instant::now().checked_add(timeout))
+                self.framed.recv(buf, std::time::Instant::now().checked_add(timeout))
             }
             fn kind(&self) -> $crate::Kind {
                 $kind
@@ -349,13 +348,7 @@ mod tests {
 
     impl Mem {
         fn new(input: &[u8], chunk: usize) -> Self {
-            Mem {
-                input: input.iter().copied().collect(),
-                chunk,
-                open: false,
-                output: Vec::new(),
-                wchunk: usize::MAX,
-            }
+            Mem { input: input.iter().copied().collect(), chunk, open: false, output: Vec::new(), wchunk: usize::MAX }
         }
     }
 
@@ -380,10 +373,7 @@ mod tests {
             Ok(n)
         }
         fn wait(&mut self, read: bool, write: bool, _: Option<Instant>) -> io::Result<Ready> {
-            Ok(Ready {
-                readable: read && (!self.input.is_empty() || !self.open),
-                writable: write,
-            })
+            Ok(Ready { readable: read && (!self.input.is_empty() || !self.open), writable: write })
         }
     }
 
@@ -418,10 +408,7 @@ mod tests {
         for cut in 1..wire.len() {
             let mut f = Framed::new(Mem::new(&wire[..cut], 2), 1024);
             let err = f.recv(&mut Vec::new(), None).unwrap_err();
-            assert!(
-                matches!(err, Error::Truncated { received, .. } if received == cut),
-                "cut {cut}: {err:?}"
-            );
+            assert!(matches!(err, Error::Truncated { received, .. } if received == cut), "cut {cut}: {err:?}");
         }
         let big = vec![1u8; READ_BUF * 2];
         let wire = encode(&[&big]);
@@ -460,10 +447,7 @@ mod tests {
             f.send(b"").unwrap();
             f.send(b"xyz").unwrap();
             assert_eq!(f.io.output, encode(&[b"", b"xyz"]));
-            assert!(matches!(
-                f.send(&[0; 1025]),
-                Err(Error::MessageTooLarge { len: 1025, max: 1024 })
-            ));
+            assert!(matches!(f.send(&[0; 1025]), Err(Error::MessageTooLarge { len: 1025, max: 1024 })));
             f.send(&[9; 1024]).unwrap();
         }
     }

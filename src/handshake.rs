@@ -160,9 +160,7 @@ pub(crate) fn parse_reply(payload: &[u8]) -> Result<()> {
         3 => Status::Malformed,
         4 => Status::Forbidden,
         other => {
-            return Err(Error::Handshake(format!(
-                "unknown status {other} in the server's reply"
-            )));
+            return Err(Error::Handshake(format!("unknown status {other} in the server's reply")));
         }
     };
     if status != Status::Accepted {
@@ -172,22 +170,29 @@ pub(crate) fn parse_reply(payload: &[u8]) -> Result<()> {
         )));
     }
     if version != PROTOCOL_VERSION {
-        return Err(Error::Handshake(format!(
-            "server speaks version {version}, we speak {PROTOCOL_VERSION}"
-        )));
+        return Err(Error::Handshake(format!("server speaks version {version}, we speak {PROTOCOL_VERSION}")));
     }
     Ok(())
 }
 
 /// The client's side: sends the hello and waits (at most `timeout`) for an accepting reply.
 pub(crate) fn client<S: Stream>(framed: &mut Framed<S>, token: Option<&Token>, timeout: Duration) -> Result<()> {
-    framed.send(&encode_hello(token))?;
+    // The handshake frames pass whatever the user's maximum is; it applies from then on.
+    let user_max = framed.max_message_size();
+    framed.set_max_message_size(REPLY_LEN);
+    let result = client_exchange(framed, token, timeout);
+    framed.set_max_message_size(user_max);
+    result
+}
+
+fn client_exchange<S: Stream>(framed: &mut Framed<S>, token: Option<&Token>, timeout: Duration) -> Result<()> {
+    framed.send_frame(&encode_hello(token))?;
     let mut reply = Vec::with_capacity(REPLY_LEN);
     match framed.recv(&mut reply, Some(Instant::now() + timeout)) {
         Ok(_) => parse_reply(&reply),
-        Err(Error::Disconnected) => Err(Error::Handshake(
-            "the server closed the connection during the handshake".into(),
-        )),
+        Err(Error::Disconnected) => {
+            Err(Error::Handshake("the server closed the connection during the handshake".into()))
+        }
         Err(Error::Timeout) => Err(Error::Handshake(format!("no reply from the server within {timeout:?}"))),
         Err(Error::FrameTooLarge { .. } | Error::Truncated { .. }) => {
             Err(Error::Handshake("the server's reply is not a switchboard reply".into()))
@@ -243,13 +248,7 @@ mod tests {
         assert!(!token.ct_eq(&other));
         assert!(Token::from_hex("zz").is_err());
         assert!(Token::from_hex(&"é".repeat(32)).is_err());
-        assert_eq!(
-            parse_reply(&encode_reply(Status::Accepted)).map_err(|e| e.to_string()),
-            Ok(())
-        );
-        assert!(matches!(
-            parse_reply(&encode_reply(Status::BadToken)),
-            Err(Error::Handshake(_))
-        ));
+        assert_eq!(parse_reply(&encode_reply(Status::Accepted)).map_err(|e| e.to_string()), Ok(()));
+        assert!(matches!(parse_reply(&encode_reply(Status::BadToken)), Err(Error::Handshake(_))));
     }
 }

@@ -58,9 +58,7 @@ impl FromStr for Address {
 
     fn from_str(s: &str) -> Result<Self> {
         if let Some(addr) = s.strip_prefix("tcp:") {
-            let addr = addr
-                .parse()
-                .map_err(|_| Error::Config(format!("{addr:?} is not a socket address")))?;
+            let addr = addr.parse().map_err(|_| Error::Config(format!("{addr:?} is not a socket address")))?;
             Ok(Address::Tcp(addr))
         } else if let Some(path) = s.strip_prefix("unix:").filter(|p| !p.is_empty()) {
             Ok(Address::Unix(PathBuf::from(path)))
@@ -225,19 +223,9 @@ impl Listener {
         };
         let listener = UnixListener::bind(&path).map_err(cleanup_dir)?;
         let meta = std::fs::symlink_metadata(&path)?;
-        let file = SocketFile {
-            path: path.clone(),
-            dev: meta.dev(),
-            ino: meta.ino(),
-            dir,
-        };
+        let file = SocketFile { path: path.clone(), dev: meta.dev(), ino: meta.ino(), dir };
         listener.set_nonblocking(true)?;
-        Ok(Self::new(
-            Socket::Unix(listener),
-            Some(file),
-            Address::Unix(path),
-            options,
-        ))
+        Ok(Self::new(Socket::Unix(listener), Some(file), Address::Unix(path), options))
     }
 
     fn new(socket: Socket, socket_file: Option<SocketFile>, address: Address, options: &Options) -> Self {
@@ -297,8 +285,7 @@ impl Listener {
             let now = Instant::now();
             let before = pending.len();
             pending.retain(|p| p.deadline > now);
-            self.refused
-                .fetch_add((before - pending.len()) as u64, Ordering::Relaxed);
+            self.refused.fetch_add((before - pending.len()) as u64, Ordering::Relaxed);
 
             let wake = pending.iter().map(|p| p.deadline).chain(deadline).min();
             let (listen_ready, ready) = self.poll(&pending, wake)?;
@@ -350,10 +337,7 @@ impl Listener {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
         }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
+        let ready: Vec<bool> = fds.iter().map(|fd| fd.revents().is_some_and(|r| !r.is_empty())).collect();
         Ok((ready[0], ready[1..].to_vec()))
     }
 
@@ -394,11 +378,7 @@ impl Listener {
                 self.refused.fetch_add(1, Ordering::Relaxed);
             }
             let deadline = Instant::now() + self.options.handshake_timeout;
-            pending.push(Pending {
-                conn,
-                hello: Vec::with_capacity(PREFIX_LEN + HELLO_MAX),
-                deadline,
-            });
+            pending.push(Pending { conn, hello: Vec::with_capacity(PREFIX_LEN + HELLO_MAX), deadline });
         }
     }
 
@@ -410,12 +390,18 @@ impl Listener {
     /// Turns a connection whose hello was good into a transport and sends the acceptance.
     fn finish(&self, conn: Conn) -> Result<Box<dyn Transport>> {
         let reply = handshake::encode_reply(Status::Accepted);
-        let mut transport: Box<dyn Transport> = match conn {
-            Conn::Tcp(s) => Box::new(TcpTransport::from_stream(s, &self.options)?),
-            Conn::Unix(s) => Box::new(UnixTransport::from_stream(s, &self.options)?),
-        };
-        transport.send(&reply)?;
-        Ok(transport)
+        Ok(match conn {
+            Conn::Tcp(s) => {
+                let mut t = TcpTransport::from_stream(s, &self.options)?;
+                t.send_handshake_frame(&reply)?;
+                Box::new(t)
+            }
+            Conn::Unix(s) => {
+                let mut t = UnixTransport::from_stream(s, &self.options)?;
+                t.send_handshake_frame(&reply)?;
+                Box::new(t)
+            }
+        })
     }
 }
 
@@ -441,11 +427,7 @@ fn read_hello(p: &mut Pending) -> Progress {
     if p.hello.len() < want || want == PREFIX_LEN {
         // Either more of this part is due, or the prefix just completed: check it next round
         // (the socket may well be readable again at once).
-        return if p.hello.len() == PREFIX_LEN {
-            read_hello(p)
-        } else {
-            Progress::More
-        };
+        return if p.hello.len() == PREFIX_LEN { read_hello(p) } else { Progress::More };
     }
     match handshake::parse_hello(&p.hello[PREFIX_LEN..]) {
         Ok(hello) => Progress::Hello(hello.token),

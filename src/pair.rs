@@ -30,9 +30,7 @@ pub fn pair(kind: Kind, options: &Options) -> Result<(Box<dyn Transport>, Box<dy
     Ok(match kind {
         Kind::Tcp => {
             let listener = Listener::bind_tcp(options)?;
-            let crate::Address::Tcp(addr) = *listener.local_addr() else {
-                unreachable!("tcp listener")
-            };
+            let crate::Address::Tcp(addr) = *listener.local_addr() else { unreachable!("tcp listener") };
             let options2 = options.clone();
             let client = std::thread::spawn(move || TcpTransport::connect(addr, &options2));
             let server = listener.accept_timeout(options.handshake_timeout);

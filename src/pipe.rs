@@ -50,17 +50,12 @@ impl PipeTransport {
     pub fn pair(options: &Options) -> Result<(Self, Self)> {
         let (r1, w1) = std::io::pipe()?;
         let (r2, w2) = std::io::pipe()?;
-        Ok((
-            Self::from_fds(r1.into(), w2.into(), options)?,
-            Self::from_fds(r2.into(), w1.into(), options)?,
-        ))
+        Ok((Self::from_fds(r1.into(), w2.into(), options)?, Self::from_fds(r2.into(), w1.into(), options)?))
     }
 
     /// An endpoint from the read end of one pipe and the write end of the other.
     pub(crate) fn from_fds(read: OwnedFd, write: OwnedFd, options: &Options) -> Result<Self> {
-        Ok(PipeTransport {
-            framed: Framed::new(FdStream::pipes(read, write)?, options.max_message_size),
-        })
+        Ok(PipeTransport { framed: Framed::new(FdStream::pipes(read, write)?, options.max_message_size) })
     }
 
     /// The read end's fd (for `poll`).

@@ -121,10 +121,7 @@ impl Options {
                 let (parent_read, child_write) = std::io::pipe()?;
                 let (child_read, parent_write) = std::io::pipe()?;
                 let (child_read, child_write) = (OwnedFd::from(child_read), OwnedFd::from(child_write));
-                command.env(
-                    ENV_CONNECT,
-                    format!("pipe:{},{}", child_read.as_raw_fd(), child_write.as_raw_fd()),
-                );
+                command.env(ENV_CONNECT, format!("pipe:{},{}", child_read.as_raw_fd(), child_write.as_raw_fd()));
                 inherit(command, [child_read.as_raw_fd(), child_write.as_raw_fd()]);
                 let child = command.spawn()?;
                 // Our copies of the child's ends must go, or we would never see EOF.
@@ -160,15 +157,10 @@ impl Options {
                 Err(e) => return Err(e),
             }
             if let Some(status) = child.get().try_wait()? {
-                return Err(Error::Handshake(format!(
-                    "the child exited ({status}) before connecting"
-                )));
+                return Err(Error::Handshake(format!("the child exited ({status}) before connecting")));
             }
             if Instant::now() >= deadline {
-                return Err(Error::Handshake(format!(
-                    "the child did not connect within {:?}",
-                    self.handshake_timeout
-                )));
+                return Err(Error::Handshake(format!("the child did not connect within {:?}", self.handshake_timeout)));
             }
         }
     }
@@ -182,14 +174,10 @@ impl Options {
     /// if connecting fails.
     pub fn connect_to_parent(&self) -> Result<Box<dyn Transport>> {
         let spec = std::env::var(ENV_CONNECT).map_err(|_| {
-            Error::Config(format!(
-                "{ENV_CONNECT} is not set: this process was not started by spawn_child"
-            ))
+            Error::Config(format!("{ENV_CONNECT} is not set: this process was not started by spawn_child"))
         })?;
         if CONNECTED.swap(true, Ordering::SeqCst) {
-            return Err(Error::Config(
-                "connect_to_parent was already called in this process".into(),
-            ));
+            return Err(Error::Config("connect_to_parent was already called in this process".into()));
         }
         let token = || {
             let hex = std::env::var(ENV_TOKEN).map_err(|_| Error::Config(format!("{ENV_TOKEN} is not set")))?;
@@ -232,11 +220,8 @@ fn inherit<const N: usize>(command: &mut Command, fds: [RawFd; N]) {
 /// child's own children do not inherit them.
 fn adopt_fds<const N: usize>(list: &str, kinds: [SFlag; N]) -> Result<[OwnedFd; N]> {
     let bad = |why: &str| Error::Config(format!("{ENV_CONNECT} names descriptors {list:?}: {why}"));
-    let raw: Vec<RawFd> = list
-        .split(',')
-        .map(|s| s.parse::<RawFd>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| bad("not numbers"))?;
+    let raw: Vec<RawFd> =
+        list.split(',').map(|s| s.parse::<RawFd>()).collect::<Result<_, _>>().map_err(|_| bad("not numbers"))?;
     if raw.len() != N || raw.iter().any(|&fd| fd <= 2) || (N == 2 && raw[0] == raw[1]) {
         return Err(bad("wrong count or a standard stream"));
     }

@@ -66,6 +66,13 @@ impl TcpTransport {
     }
 }
 
+impl TcpTransport {
+    /// Sends a handshake frame, which no maximum message size applies to.
+    pub(crate) fn send_handshake_frame(&mut self, frame: &[u8]) -> Result<()> {
+        self.framed.send_frame(frame)
+    }
+}
+
 impl AsFd for TcpTransport {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.framed.get_ref().read_fd()

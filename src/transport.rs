@@ -237,10 +237,7 @@ impl Options {
     /// # Panics
     /// If `max` is above [`MAX_MESSAGE_SIZE_LIMIT`].
     pub fn max_message_size(mut self, max: usize) -> Self {
-        assert!(
-            max <= MAX_MESSAGE_SIZE_LIMIT,
-            "max_message_size {max} is above the frame limit"
-        );
+        assert!(max <= MAX_MESSAGE_SIZE_LIMIT, "max_message_size {max} is above the frame limit");
         self.max_message_size = max;
         self
     }

@@ -93,11 +93,14 @@ impl UnixTransport {
 
 pub(crate) fn peer_credentials(fd: BorrowedFd<'_>) -> Result<PeerCredentials> {
     let cred = getsockopt(&fd, sockopt::PeerCredentials)?;
-    Ok(PeerCredentials {
-        pid: cred.pid(),
-        uid: cred.uid(),
-        gid: cred.gid(),
-    })
+    Ok(PeerCredentials { pid: cred.pid(), uid: cred.uid(), gid: cred.gid() })
+}
+
+impl UnixTransport {
+    /// Sends a handshake frame, which no maximum message size applies to.
+    pub(crate) fn send_handshake_frame(&mut self, frame: &[u8]) -> Result<()> {
+        self.framed.send_frame(frame)
+    }
 }
 
 impl AsFd for UnixTransport {

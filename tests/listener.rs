@@ -16,14 +16,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 fn bind(tcp: bool) -> Arc<Listener> {
     let options = common::options();
-    Arc::new(
-        if tcp {
-            Listener::bind_tcp(&options)
-        } else {
-            Listener::bind_unix_private(&options)
-        }
-        .unwrap(),
-    )
+    Arc::new(if tcp { Listener::bind_tcp(&options) } else { Listener::bind_unix_private(&options) }.unwrap())
 }
 
 /// Serves `clients` connections, one thread per client as in the HOWTO, echoing each message.
@@ -121,10 +114,7 @@ fn garbage_is_refused(tcp: bool) {
     for case in cases {
         let reply = raw(case);
         // Either an explicit refusal frame or a plain close; never an acceptance.
-        assert!(
-            reply.is_empty() || (reply.len() == 12 && reply[10] != 0),
-            "{case:?} got {reply:?}"
-        );
+        assert!(reply.is_empty() || (reply.len() == 12 && reply[10] != 0), "{case:?} got {reply:?}");
     }
     let mut conn = connect(&addr, &common::options()).unwrap();
     conn.send(b"served").unwrap();
@@ -184,27 +174,19 @@ fn not_a_switchboard_server_is_a_handshake_error() {
 #[test]
 fn unix_listener_removes_its_socket_and_directory() {
     let listener = Listener::bind_unix_private(&Options::new()).unwrap();
-    let Address::Unix(path) = listener.local_addr().clone() else {
-        panic!("unix")
-    };
+    let Address::Unix(path) = listener.local_addr().clone() else { panic!("unix") };
     let dir = path.parent().unwrap().to_path_buf();
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&dir).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o700, "private directory must be owner-only");
     assert!(path.exists());
     drop(listener);
-    assert!(
-        !path.exists() && !dir.exists(),
-        "socket {path:?} or its directory left behind"
-    );
+    assert!(!path.exists() && !dir.exists(), "socket {path:?} or its directory left behind");
 }
 
 #[test]
 fn accept_timeout_times_out() {
     let listener = Listener::bind_tcp(&Options::new()).unwrap();
-    assert!(matches!(
-        listener.accept_timeout(Duration::from_millis(10)),
-        Err(Error::Timeout)
-    ));
+    assert!(matches!(listener.accept_timeout(Duration::from_millis(10)), Err(Error::Timeout)));
 }
 
 #[test]
@@ -218,15 +200,11 @@ fn connect_to_parent_outside_a_child_is_a_config_error() {
 #[test]
 fn tcp_binds_loopback_by_default() {
     let listener = Listener::bind_tcp(&Options::new()).unwrap();
-    let Address::Tcp(addr) = listener.local_addr() else {
-        panic!("tcp")
-    };
+    let Address::Tcp(addr) = listener.local_addr() else { panic!("tcp") };
     assert!(addr.ip().is_loopback());
     let listener6 = Listener::bind_tcp(&Options::new().tcp_bind_ip("::1".parse().unwrap()));
     if let Ok(l) = listener6 {
-        let Address::Tcp(addr) = l.local_addr() else {
-            panic!("tcp")
-        };
+        let Address::Tcp(addr) = l.local_addr() else { panic!("tcp") };
         assert!(addr.ip().is_loopback());
     }
 }

@@ -46,17 +46,12 @@ fn main() {
         }
     }
     for kind in [Kind::Tcp, Kind::Unix] {
-        tests.push((
-            format!("{kind}::impostor_is_refused"),
-            Box::new(move || impostor_is_refused(kind)),
-        ));
+        tests.push((format!("{kind}::impostor_is_refused"), Box::new(move || impostor_is_refused(kind))));
     }
     tests.push(("shm::no_dev_shm_entries".into(), Box::new(no_dev_shm_entries)));
 
-    let selected: Vec<_> = tests
-        .into_iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f)))
-        .collect();
+    let selected: Vec<_> =
+        tests.into_iter().filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f))).collect();
     let shm_before = common::shm_entries();
     println!("\nrunning {} process tests", selected.len());
     let _ = Write::flush(&mut std::io::stdout());
@@ -89,11 +84,7 @@ fn configs() -> Vec<(String, Kind, Options)> {
     for kind in Kind::ALL {
         if kind == Kind::Shm {
             for wait in WaitStrategy::ALL {
-                out.push((
-                    format!("shm-{wait}"),
-                    kind,
-                    common::options().wait_strategy(wait).ring_capacity(1 << 20),
-                ));
+                out.push((format!("shm-{wait}"), kind, common::options().wait_strategy(wait).ring_capacity(1 << 20)));
             }
         } else {
             out.push((kind.to_string(), kind, common::options()));
@@ -108,9 +99,7 @@ fn spawn(kind: Kind, options: &Options, role: &str) -> (ChildGuard, Box<dyn Tran
 }
 
 fn spawn_cmd(kind: Kind, options: &Options, cmd: &mut std::process::Command) -> (ChildGuard, Box<dyn Transport>) {
-    let (child, t) = options
-        .spawn_child(kind, cmd)
-        .unwrap_or_else(|e| panic!("spawn_child({kind}): {e}"));
+    let (child, t) = options.spawn_child(kind, cmd).unwrap_or_else(|e| panic!("spawn_child({kind}): {e}"));
     assert_eq!(t.kind(), kind);
     (ChildGuard::new(child, CHILD_LIMIT), t)
 }
@@ -193,10 +182,7 @@ fn timeout_then_delivered(kind: Kind, options: Options) {
     let (child, mut t) = spawn(kind, &options, "late_reply");
     let mut buf = Vec::new();
     assert!(matches!(t.recv_timeout(&mut buf, Duration::ZERO), Err(Error::Timeout)));
-    assert!(matches!(
-        t.recv_timeout(&mut buf, Duration::from_millis(30)),
-        Err(Error::Timeout)
-    ));
+    assert!(matches!(t.recv_timeout(&mut buf, Duration::from_millis(30)), Err(Error::Timeout)));
     t.send(b"go").unwrap();
     assert_eq!(t.recv_timeout(&mut buf, CHILD_LIMIT).unwrap(), 5);
     assert_eq!(buf, b"reply");
@@ -221,11 +207,7 @@ fn no_dev_shm_entries() {
     let (child, mut t) = spawn(Kind::Shm, &common::options(), "echo");
     t.send(b"x").unwrap();
     t.recv(&mut Vec::new()).unwrap();
-    assert_eq!(
-        common::shm_entries(),
-        before,
-        "a parent/child shm connection must not create a /dev/shm name"
-    );
+    assert_eq!(common::shm_entries(), before, "a parent/child shm connection must not create a /dev/shm name");
     drop(t);
     child.wait_success();
 }

@@ -33,10 +33,7 @@ fn round_trips(kind: Kind, options: Options) {
     let (mut a, b) = endpoints(kind, &options);
     let echoer = echo(b);
     let mut buf = Vec::new();
-    for (i, len) in [0, 1, 2, 63, 64, 65, 4095, 65_536, 65_537, 1 << 20, 8 << 20, MAX]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, len) in [0, 1, 2, 63, 64, 65, 4095, 65_536, 65_537, 1 << 20, 8 << 20, MAX].into_iter().enumerate() {
         let msg = payload(i as u64, len);
         a.send(&msg).unwrap();
         assert_eq!(a.recv(&mut buf).unwrap(), len);
@@ -50,10 +47,7 @@ fn max_plus_one_is_refused(kind: Kind, options: Options) {
     let (mut a, b) = endpoints(kind, &options);
     let echoer = echo(b);
     let err = a.send(&vec![1; MAX + 1]).unwrap_err();
-    assert!(
-        matches!(err, Error::MessageTooLarge { len, max } if len == MAX + 1 && max == MAX),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::MessageTooLarge { len, max } if len == MAX + 1 && max == MAX), "{err:?}");
     let mut buf = Vec::new();
     a.send(b"still works").unwrap();
     a.recv(&mut buf).unwrap();
@@ -117,10 +111,7 @@ fn timeout_then_delivered(kind: Kind, options: Options) {
     let (mut a, mut b) = endpoints(kind, &options);
     let mut buf = Vec::new();
     assert!(matches!(a.recv_timeout(&mut buf, Duration::ZERO), Err(Error::Timeout)));
-    assert!(matches!(
-        a.recv_timeout(&mut buf, Duration::from_millis(20)),
-        Err(Error::Timeout)
-    ));
+    assert!(matches!(a.recv_timeout(&mut buf, Duration::from_millis(20)), Err(Error::Timeout)));
     b.send(b"late").unwrap();
     assert_eq!(a.recv_timeout(&mut buf, LIMIT).unwrap(), 4);
     assert_eq!(buf, b"late");

@@ -53,10 +53,7 @@ fn recv_report(link: &mut dyn Link, buf: &mut Vec<u8>) -> Result<ChildReport> {
     link.recv(buf, REPORT_LEN)?;
     let cpu = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
     let count = u64::from_le_bytes(buf[8..16].try_into().expect("8 bytes"));
-    Ok(ChildReport {
-        cpu: Duration::from_nanos(cpu),
-        count,
-    })
+    Ok(ChildReport { cpu: Duration::from_nanos(cpu), count })
 }
 
 /// Stamps `seq` into a message: the first byte is the "last" flag, then the sequence number
@@ -131,11 +128,7 @@ pub(crate) fn ping(
     }
     let parent_cpu = thread_cpu()? - cpu0;
     let child = recv_report(link, &mut buf)?;
-    Ok(PingResult {
-        histogram,
-        parent_cpu,
-        child,
-    })
+    Ok(PingResult { histogram, parent_cpu, child })
 }
 
 /// The child's side of [`ping`]: echoes until the last ping, then reports.
@@ -182,12 +175,7 @@ pub(crate) fn drain(link: &mut dyn Link, size: usize, warmup: usize, count: usiz
     let elapsed = t0.elapsed();
     let parent_cpu = thread_cpu()? - cpu0;
     let child = recv_report(link, &mut buf)?;
-    Ok(StreamResult {
-        elapsed,
-        messages: count as u64,
-        parent_cpu,
-        child,
-    })
+    Ok(StreamResult { elapsed, messages: count as u64, parent_cpu, child })
 }
 
 /// The child's side of [`drain`]: sends the stream, then reports.

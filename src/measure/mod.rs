@@ -24,6 +24,7 @@
 //! ```
 
 mod link;
+mod peer;
 #[allow(unsafe_code)] // the raw shared-memory baseline maps memory itself
 mod raw;
 mod report;
@@ -39,6 +40,7 @@ use serde::Serialize;
 use crate::{DEFAULT_RING_CAPACITY, Error, Kind, Options, Result, Transport, WaitStrategy};
 use link::Link;
 
+pub use peer::BenchPeer;
 pub use report::{Report, human_size};
 pub use sys::{cpu_count, cpu_model, process_cpu};
 
@@ -66,10 +68,7 @@ pub enum Mechanism {
 impl Mechanism {
     /// A transport with the default wait strategy.
     pub fn transport(kind: Kind) -> Self {
-        Mechanism::Transport {
-            kind,
-            wait: WaitStrategy::default(),
-        }
+        Mechanism::Transport { kind, wait: WaitStrategy::default() }
     }
 
     /// Every transport (shm in each wait strategy), in report order.
@@ -123,10 +122,7 @@ impl FromStr for Mechanism {
             return Ok(Mechanism::Raw(kind.parse()?));
         }
         if let Some(wait) = s.strip_prefix("shm-") {
-            return Ok(Mechanism::Transport {
-                kind: Kind::Shm,
-                wait: wait.parse()?,
-            });
+            return Ok(Mechanism::Transport { kind: Kind::Shm, wait: wait.parse()? });
         }
         Ok(Mechanism::transport(s.parse()?))
     }
@@ -256,22 +252,9 @@ pub fn measure(mechanism: Mechanism, size: usize, settings: &Settings) -> Result
 }
 
 fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Result<Measurement> {
-    let (child, mut link) = spawn(
-        mechanism,
-        "latency",
-        size,
-        settings.warmup,
-        settings.iterations,
-        settings,
-    )?;
+    let (child, mut link) = spawn(mechanism, "latency", size, settings.warmup, settings.iterations, settings)?;
     let _watchdog = Watchdog::new(&child, MEASUREMENT_LIMIT + settings.duration);
-    let ping = link::ping(
-        link.as_mut(),
-        size,
-        settings.warmup,
-        settings.iterations,
-        settings.duration,
-    );
+    let ping = link::ping(link.as_mut(), size, settings.warmup, settings.iterations, settings.duration);
     drop(link);
     reap(child)?;
     let ping = ping?;
@@ -351,7 +334,8 @@ fn spawn(
             let options = Options::new()
                 .wait_strategy(wait)
                 .ring_capacity(settings.ring_capacity)
-                .max_message_size(size.max(link::REPORT_LEN));
+                .max_message_size(size.max(link::REPORT_LEN))
+                .handshake_timeout(Duration::from_secs(30));
             let (child, transport) = options.spawn_child(kind, &mut command)?;
             Ok((child, Box::new(transport) as Box<dyn Link>))
         }
@@ -420,6 +404,7 @@ fn serve(spec: &str) -> Result<()> {
     match mode {
         "latency" => link::echo(link.as_mut(), size, warmup),
         "throughput" => link::stream(link.as_mut(), size, warmup, count),
+        "bench" => peer::serve(link.as_mut(), size),
         _ => Err(bad()),
     }
 }
@@ -439,10 +424,7 @@ pub fn round_trip_percentiles(t: &mut dyn Transport, size: usize, count: usize) 
         t.recv(&mut buf)?;
         h.saturating_record(t0.elapsed().as_nanos().max(1) as u64);
     }
-    Ok((
-        Duration::from_nanos(h.value_at_quantile(0.5)),
-        Duration::from_nanos(h.value_at_quantile(0.99)),
-    ))
+    Ok((Duration::from_nanos(h.value_at_quantile(0.5)), Duration::from_nanos(h.value_at_quantile(0.99))))
 }
 
 /// Echoes every message back until the peer disconnects.

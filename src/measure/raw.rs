@@ -147,9 +147,7 @@ impl RawShm {
     fn attach(fd: OwnedFd, size: usize) -> Result<Self> {
         let (slot_size, slots, len) = Self::geometry(size);
         if nix::sys::stat::fstat(&fd)?.st_size as usize != len {
-            return Err(Error::IncompatibleSegment(
-                "raw baseline segment has the wrong size".into(),
-            ));
+            return Err(Error::IncompatibleSegment("raw baseline segment has the wrong size".into()));
         }
         Self::map(&fd, len, slots, slot_size)
     }
@@ -158,31 +156,13 @@ impl RawShm {
         let size = NonZeroUsize::new(len).expect("non-empty");
         // SAFETY: a fresh shared mapping of a file of exactly `len` bytes, placed by the
         // kernel; unmapped in Drop.
-        let ptr = unsafe {
-            mmap(
-                None,
-                size,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-                fd,
-                0,
-            )
-        }?;
-        Ok(RawShm {
-            ptr: ptr.cast(),
-            len,
-            slots,
-            slot_size,
-        })
+        let ptr =
+            unsafe { mmap(None, size, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED, fd, 0) }?;
+        Ok(RawShm { ptr: ptr.cast(), len, slots, slot_size })
     }
 
     fn side(self, side: usize) -> RawShmSide {
-        RawShmSide {
-            map: self,
-            side,
-            sent: 0,
-            received: 0,
-        }
+        RawShmSide { map: self, side, sent: 0, received: 0 }
     }
 
     /// The counter: ring `r`'s tail (`which` 0) or head (`which` 1), each on its own line.

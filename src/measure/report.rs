@@ -42,9 +42,7 @@ impl Report {
     }
 
     fn raw_for(&self, m: &Measurement) -> Option<&Measurement> {
-        self.measurements
-            .iter()
-            .find(|r| r.raw && r.kind == m.kind && r.size == m.size)
+        self.measurements.iter().find(|r| r.raw && r.kind == m.kind && r.size == m.size)
     }
 
     fn sizes(&self) -> BTreeSet<usize> {
@@ -54,11 +52,7 @@ impl Report {
     /// The readable table: one row per mechanism and size.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "switchboard comparison: {} ({} CPUs, {})",
-            self.cpu_model, self.cpus, self.placement
-        );
+        let _ = writeln!(out, "switchboard comparison: {} ({} CPUs, {})", self.cpu_model, self.cpus, self.placement);
         let _ = writeln!(
             out,
             "RTT = round trip (parent -> child -> parent), µs; CPU = both processes' user+sys time per message; x raw = this / raw baseline of the same mechanism"
@@ -104,13 +98,8 @@ impl Report {
                 );
             }
             if let Some((_, mbs)) = self.memcpy_mb_per_s.iter().find(|(s, _)| *s == size) {
-                let _ = writeln!(
-                    out,
-                    "{:<13} {:>8} {:>50.1}  (single-core copy ceiling)",
-                    "memcpy",
-                    human_size(size),
-                    mbs
-                );
+                let _ =
+                    writeln!(out, "{:<13} {:>8} {:>50.1}  (single-core copy ceiling)", "memcpy", human_size(size), mbs);
             }
         }
         out
@@ -194,14 +183,8 @@ impl Report {
                 t.mb_per_s,
                 t.msgs_per_s,
                 t.cpu_ns_per_message,
-                raw.map_or(String::new(), |r| format!(
-                    "{:.3}",
-                    l.p50_ns as f64 / r.latency.p50_ns.max(1) as f64
-                )),
-                raw.map_or(String::new(), |r| format!(
-                    "{:.3}",
-                    t.mb_per_s / r.throughput.mb_per_s.max(1e-9)
-                )),
+                raw.map_or(String::new(), |r| format!("{:.3}", l.p50_ns as f64 / r.latency.p50_ns.max(1) as f64)),
+                raw.map_or(String::new(), |r| format!("{:.3}", t.mb_per_s / r.throughput.mb_per_s.max(1e-9))),
             );
         }
         out

@@ -39,9 +39,7 @@ pub(crate) fn pin(core: usize) -> Result<()> {
 /// Undoes [`pin`]: every core the process may use.
 pub(crate) fn unpin() -> Result<()> {
     let mut set = CpuSet::new();
-    let n = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .max(num_cpus_online());
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get()).max(num_cpus_online());
     for core in 0..n.min(CpuSet::count()) {
         set.set(core)?;
     }

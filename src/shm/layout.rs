@@ -147,16 +147,12 @@ impl Header {
         }
         let capacity = self.capacity.load(Relaxed);
         if !capacity.is_power_of_two() || !(MIN_CAPACITY as u64..=MAX_CAPACITY as u64).contains(&capacity) {
-            return bad(format!(
-                "ring capacity {capacity} is not a power of two in 4 KiB..=1 GiB"
-            ));
+            return bad(format!("ring capacity {capacity} is not a power of two in 4 KiB..=1 GiB"));
         }
         let capacity = capacity as usize;
         let total = self.total_size.load(Relaxed);
         if total != total_size(capacity) as u64 || total as usize > mapped_len {
-            return bad(format!(
-                "segment size {total} does not match capacity {capacity} and mapping {mapped_len}"
-            ));
+            return bad(format!("segment size {total} does not match capacity {capacity} and mapping {mapped_len}"));
         }
         Ok(capacity)
     }

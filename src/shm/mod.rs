@@ -115,10 +115,7 @@ impl ShmTransport {
         header(&region).init(options.ring_capacity, std::process::id());
         let other = Region::attach_memfd(&fd, HEADER_SIZE)?;
         header(&other).attached.store(1, Ordering::Release);
-        Ok((
-            Self::new(region, 0, options, PeerWatch::none())?,
-            Self::new(other, 1, options, PeerWatch::none())?,
-        ))
+        Ok((Self::new(region, 0, options, PeerWatch::none())?, Self::new(other, 1, options, PeerWatch::none())?))
     }
 
     /// The parent's side, before the child exists, and the memfd to hand to the child.
@@ -142,9 +139,7 @@ impl ShmTransport {
         h.validate(region.len())?;
         let ppid = nix::unistd::getppid().as_raw();
         if h.creator_pid.load(Ordering::Relaxed) as i32 != ppid {
-            return Err(Error::Handshake(
-                "the shared segment was not created by our parent".into(),
-            ));
+            return Err(Error::Handshake("the shared segment was not created by our parent".into()));
         }
         let peer = PeerWatch::pid(ppid);
         if nix::unistd::getppid().as_raw() != ppid {
@@ -186,11 +181,7 @@ impl ShmTransport {
     pub fn create_named(name: &str, options: &Options) -> Result<NamedShm> {
         let region = Region::create_named(name, layout::total_size(options.ring_capacity))?;
         header(&region).init(options.ring_capacity, std::process::id());
-        Ok(NamedShm {
-            name: name.to_owned(),
-            region: Some(region),
-            options: options.clone(),
-        })
+        Ok(NamedShm { name: name.to_owned(), region: Some(region), options: options.clone() })
     }
 
     /// Opens a segment made by [`create_named`](ShmTransport::create_named) in another
@@ -226,19 +217,11 @@ impl ShmTransport {
         // SAFETY: both rings lie inside `region`, which the transport owns and drops last;
         // side 0 produces on ring 0 and consumes ring 1, side 1 the reverse, so each ring has
         // one producer and one consumer.
-        let (producer, consumer) = unsafe {
-            (
-                Producer::new(out_ctl, out_data, capacity),
-                Consumer::new(in_ctl, in_data, capacity),
-            )
-        };
+        let (producer, consumer) =
+            unsafe { (Producer::new(out_ctl, out_data, capacity), Consumer::new(in_ctl, in_data, capacity)) };
         // SAFETY: the bells live in the header of `region`, which outlives the transport's use.
-        let (my_bell, peer_bell) = unsafe {
-            (
-                Bell::new(NonNull::from(&h.bells[side])),
-                Bell::new(NonNull::from(&h.bells[1 - side])),
-            )
-        };
+        let (my_bell, peer_bell) =
+            unsafe { (Bell::new(NonNull::from(&h.bells[side])), Bell::new(NonNull::from(&h.bells[1 - side]))) };
         let my_cpus = wait::allowed_cpus();
         h.endpoints[side].cpus.store(my_cpus, Ordering::Relaxed);
         Ok(ShmTransport {
@@ -301,9 +284,7 @@ impl ShmTransport {
         if self.broken {
             return Err(Error::Disconnected);
         }
-        let Got::Space(res) = self.wait(Want::Space(len), None)? else {
-            unreachable!("space wait")
-        };
+        let Got::Space(res) = self.wait(Want::Space(len), None)? else { unreachable!("space wait") };
         Ok(ShmSendSlot { transport: self, res })
     }
 
@@ -329,27 +310,18 @@ impl ShmTransport {
         loop {
             if let Some(msg) = self.inbox.pop_front() {
                 self.inbox_bytes -= msg.len();
-                return Ok(ShmRecvSlot {
-                    transport: self,
-                    inner: Slot::Owned(msg),
-                });
+                return Ok(ShmRecvSlot { transport: self, inner: Slot::Owned(msg) });
             }
             if self.broken {
                 return Err(Error::Disconnected);
             }
             match self.advance()? {
                 Some(Next::Whole(rec)) => {
-                    return Ok(ShmRecvSlot {
-                        transport: self,
-                        inner: Slot::Ring(rec),
-                    });
+                    return Ok(ShmRecvSlot { transport: self, inner: Slot::Ring(rec) });
                 }
                 Some(Next::Message) => {
                     let msg = mem::take(&mut self.partial);
-                    return Ok(ShmRecvSlot {
-                        transport: self,
-                        inner: Slot::Owned(msg),
-                    });
+                    return Ok(ShmRecvSlot { transport: self, inner: Slot::Owned(msg) });
                 }
                 None => {
                     self.wait(Want::Data, deadline)?;
@@ -359,9 +331,7 @@ impl ShmTransport {
     }
 
     fn send_record(&mut self, tag: Tag, bytes: &[u8], total: u64) -> Result<()> {
-        let Got::Space(res) = self.wait(Want::Space(bytes.len()), None)? else {
-            unreachable!("space wait")
-        };
+        let Got::Space(res) = self.wait(Want::Space(bytes.len()), None)? else { unreachable!("space wait") };
         self.producer.write(&res, bytes);
         self.producer.commit(res, tag, total);
         self.peer_bell.ring();
@@ -424,9 +394,7 @@ impl ShmTransport {
                         return Err(Error::CorruptSegment("a whole message inside a fragmented one"));
                     }
                     if rec.total != len {
-                        return Err(Error::CorruptSegment(
-                            "a whole record whose total differs from its length",
-                        ));
+                        return Err(Error::CorruptSegment("a whole record whose total differs from its length"));
                     }
                     if rec.len > self.max {
                         return Err(Error::FrameTooLarge { len, max: self.max });
@@ -438,10 +406,7 @@ impl ShmTransport {
                         return Err(Error::CorruptSegment("a first fragment inside a fragmented message"));
                     }
                     if rec.total > self.max as u64 {
-                        return Err(Error::FrameTooLarge {
-                            len: rec.total,
-                            max: self.max,
-                        });
+                        return Err(Error::FrameTooLarge { len: rec.total, max: self.max });
                     }
                     if len >= rec.total {
                         return Err(Error::CorruptSegment("a first fragment as long as its whole message"));
@@ -522,20 +487,14 @@ impl ShmTransport {
     /// Whether the peer dropped its endpoint (read with acquire: everything it published
     /// before is visible after).
     fn peer_closed(&self) -> bool {
-        header(&self.region).endpoints[1 - self.side]
-            .closed
-            .load(Ordering::Acquire)
-            != 0
+        header(&self.region).endpoints[1 - self.side].closed.load(Ordering::Acquire) != 0
     }
 
     /// The error for a peer that is gone with nothing left to read.
     fn peer_gone(&mut self) -> Error {
         self.broken = true;
         match self.partial_total {
-            Some(total) => Error::Truncated {
-                expected: total as usize,
-                received: self.partial.len(),
-            },
+            Some(total) => Error::Truncated { expected: total as usize, received: self.partial.len() },
             None => Error::Disconnected,
         }
     }
@@ -545,14 +504,9 @@ impl ShmTransport {
         if let Some(got) = self.poll(want)? {
             return Ok(got);
         }
-        let peer_cpus = header(&self.region).endpoints[1 - self.side]
-            .cpus
-            .load(Ordering::Relaxed);
-        let mut spin = Spin::new(
-            self.strategy,
-            self.spin,
-            wait::one_cpu_for_both(self.machine_has_one, self.my_cpus, peer_cpus),
-        );
+        let peer_cpus = header(&self.region).endpoints[1 - self.side].cpus.load(Ordering::Relaxed);
+        let mut spin =
+            Spin::new(self.strategy, self.spin, wait::one_cpu_for_both(self.machine_has_one, self.my_cpus, peer_cpus));
         loop {
             match spin.step(deadline) {
                 SpinStep::Again => {}
@@ -598,10 +552,7 @@ impl ShmTransport {
 /// Marks an attached segment as taken by this process, refusing a second attacher.
 fn claim(h: &Header) -> Result<()> {
     let me = std::process::id();
-    if h.attacher_pid
-        .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
+    if h.attacher_pid.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire).is_err() {
         return Err(Error::Handshake("the shared segment already has a peer".into()));
     }
     h.attached.store(1, Ordering::Release);
@@ -618,10 +569,7 @@ fn header(region: &Region) -> &Header {
 impl Transport for ShmTransport {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         if msg.len() > self.max {
-            return Err(Error::MessageTooLarge {
-                len: msg.len(),
-                max: self.max,
-            });
+            return Err(Error::MessageTooLarge { len: msg.len(), max: self.max });
         }
         if self.broken {
             return Err(Error::Disconnected);
@@ -666,9 +614,7 @@ impl Transport for ShmTransport {
 
 impl Drop for ShmTransport {
     fn drop(&mut self) {
-        header(&self.region).endpoints[self.side]
-            .closed
-            .store(1, Ordering::Release);
+        header(&self.region).endpoints[self.side].closed.store(1, Ordering::Release);
         // The peer may sleep waiting for data (from us) or for space (that we will never
         // free): one bell covers both.
         self.peer_bell.ring();

@@ -38,16 +38,8 @@ impl Region {
         // SAFETY: a fresh mapping chosen by the kernel (no address hint, no MAP_FIXED) cannot
         // alias any Rust object; the file is at least `len` bytes (callers check), and we
         // unmap it only in Drop.
-        let ptr = unsafe {
-            mmap(
-                None,
-                size,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-                fd,
-                0,
-            )
-        }?;
+        let ptr =
+            unsafe { mmap(None, size, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED, fd, 0) }?;
         Ok(Region { ptr: ptr.cast(), len })
     }
 
@@ -55,10 +47,7 @@ impl Region {
     pub(crate) fn memfd(len: usize) -> Result<(Self, OwnedFd)> {
         let fd = memfd_create(c"switchboard", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
         nix::unistd::ftruncate(&fd, len as i64)?;
-        fcntl(
-            &fd,
-            FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL),
-        )?;
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL))?;
         Ok((Self::map(&fd, len)?, fd))
     }
 
@@ -67,15 +56,11 @@ impl Region {
     pub(crate) fn attach_memfd(fd: &OwnedFd, min_len: usize) -> Result<Self> {
         let seals = SealFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GET_SEALS)?);
         if !seals.contains(SealFlag::F_SEAL_SHRINK) {
-            return Err(Error::IncompatibleSegment(
-                "the memfd is not sealed against shrinking".into(),
-            ));
+            return Err(Error::IncompatibleSegment("the memfd is not sealed against shrinking".into()));
         }
         let len = file_len(fd)?;
         if len < min_len {
-            return Err(Error::IncompatibleSegment(format!(
-                "segment of {len} bytes is too small"
-            )));
+            return Err(Error::IncompatibleSegment(format!("segment of {len} bytes is too small")));
         }
         Self::map(fd, len)
     }
@@ -83,14 +68,9 @@ impl Region {
     /// Creates a new owner-only named object of `len` bytes (fails if the name exists).
     pub(crate) fn create_named(name: &str, len: usize) -> Result<Self> {
         let cname = shm_name(name)?;
-        let fd = shm_open(
-            cname.as_c_str(),
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
-            Mode::S_IRUSR | Mode::S_IWUSR,
-        )?;
-        let result = nix::unistd::ftruncate(&fd, len as i64)
-            .map_err(Error::from)
-            .and_then(|()| Self::map(&fd, len));
+        let fd =
+            shm_open(cname.as_c_str(), OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR, Mode::S_IRUSR | Mode::S_IWUSR)?;
+        let result = nix::unistd::ftruncate(&fd, len as i64).map_err(Error::from).and_then(|()| Self::map(&fd, len));
         if result.is_err() {
             let _ = shm_unlink(cname.as_c_str());
         }
@@ -104,15 +84,11 @@ impl Region {
         let fd = shm_open(cname.as_c_str(), OFlag::O_RDWR, Mode::empty())?;
         let stat = fstat(&fd)?;
         if stat.st_uid != nix::unistd::geteuid().as_raw() || stat.st_mode & 0o077 != 0 {
-            return Err(Error::IncompatibleSegment(format!(
-                "{name} is not an owner-only segment of this user"
-            )));
+            return Err(Error::IncompatibleSegment(format!("{name} is not an owner-only segment of this user")));
         }
         let len = file_len(&fd)?;
         if len < min_len {
-            return Err(Error::IncompatibleSegment(format!(
-                "segment of {len} bytes is too small"
-            )));
+            return Err(Error::IncompatibleSegment(format!("segment of {len} bytes is too small")));
         }
         Self::map(&fd, len)
     }

@@ -111,11 +111,7 @@ impl Producer {
     pub(crate) unsafe fn new(ctl: NonNull<RingCtl>, data: NonNull<u8>, capacity: usize) -> Self {
         let ring = Ring { ctl, data, capacity };
         let tail = ring.ctl().producer.pos.load(Ordering::Relaxed);
-        Producer {
-            ring,
-            tail,
-            head_cache: tail,
-        }
+        Producer { ring, tail, head_cache: tail }
     }
 
     /// The largest payload of one record: a quarter of the ring, so that a writer never waits
@@ -130,10 +126,7 @@ impl Producer {
     /// # Errors
     /// [`Error::CorruptSegment`] if the consumer's published head is impossible.
     pub(crate) fn try_reserve(&mut self, len: usize) -> Result<Option<Reservation>> {
-        assert!(
-            len <= self.max_record(),
-            "record of {len} bytes is above the ring's record limit"
-        );
+        assert!(len <= self.max_record(), "record of {len} bytes is above the ring's record limit");
         let capacity = self.ring.capacity;
         let size = record_size(len);
         let offset = (self.tail & self.ring.mask()) as usize;
@@ -154,11 +147,7 @@ impl Producer {
         if pad > 0 {
             self.write_header(offset, (pad - RECORD_HEADER) as u32, Tag::Pad, 0);
         }
-        Ok(Some(Reservation {
-            offset: if pad > 0 { 0 } else { offset },
-            len,
-            pad,
-        }))
+        Ok(Some(Reservation { offset: if pad > 0 { 0 } else { offset }, len, pad }))
     }
 
     /// The reserved payload bytes, to be filled in place before [`commit`](Producer::commit).
@@ -243,11 +232,7 @@ impl Consumer {
     pub(crate) unsafe fn new(ctl: NonNull<RingCtl>, data: NonNull<u8>, capacity: usize) -> Self {
         let ring = Ring { ctl, data, capacity };
         let head = ring.ctl().consumer.pos.load(Ordering::Relaxed);
-        Consumer {
-            ring,
-            head,
-            tail_cache: head,
-        }
+        Consumer { ring, head, tail_cache: head }
     }
 
     /// Whether a record has been published that we have not read (reloads the tail).
@@ -302,16 +287,9 @@ impl Consumer {
             }
             let size = record_size(len);
             if len > to_end || size > to_end || size > avail {
-                return Err(Error::CorruptSegment(
-                    "record length runs past the published data or the buffer end",
-                ));
+                return Err(Error::CorruptSegment("record length runs past the published data or the buffer end"));
             }
-            return Ok(Some(Record {
-                tag,
-                len,
-                total,
-                offset,
-            }));
+            return Ok(Some(Record { tag, len, total, offset }));
         }
     }
 
@@ -324,11 +302,7 @@ impl Consumer {
         // bytes are copied, never borrowed, so a peer writing them concurrently can only give
         // us wrong bytes, not undefined behaviour in our memory.
         unsafe {
-            ptr::copy_nonoverlapping(
-                self.ring.at(rec.offset).add(RECORD_HEADER),
-                out.as_mut_ptr().add(start),
-                rec.len,
-            );
+            ptr::copy_nonoverlapping(self.ring.at(rec.offset).add(RECORD_HEADER), out.as_mut_ptr().add(start), rec.len);
             out.set_len(start + rec.len);
         }
     }
@@ -370,10 +344,7 @@ mod tests {
         fn new(capacity: usize) -> Self {
             // SAFETY: RingCtl is all atomics, for which zero bytes are valid values.
             let ctl: Box<RingCtl> = Box::new(unsafe { std::mem::zeroed() });
-            HeapRing {
-                ctl,
-                data: vec![0u128; capacity / 16],
-            }
+            HeapRing { ctl, data: vec![0u128; capacity / 16] }
         }
 
         fn ends(&mut self) -> (Producer, Consumer) {
@@ -418,10 +389,7 @@ mod tests {
                 // Walk the tail over every 16-byte offset several times.
                 for i in 0..(3 * capacity / 16) {
                     let msg: Vec<u8> = (0..len).map(|j| (i + j) as u8).collect();
-                    assert!(
-                        put(&mut p, &msg),
-                        "cap {capacity} len {len} step {i}: ring should have room"
-                    );
+                    assert!(put(&mut p, &msg), "cap {capacity} len {len} step {i}: ring should have room");
                     assert_eq!(take(&mut c).unwrap(), msg);
                     assert!(take(&mut c).is_none());
                 }
@@ -460,15 +428,8 @@ mod tests {
         assert!(put(&mut p, &[1; 800]));
         assert_eq!(take(&mut c).unwrap().len(), 800);
         assert_eq!(p.tail, 3888);
-        assert!(
-            put(&mut p, &[2; 300]),
-            "a record that does not fit at the end wraps behind padding"
-        );
-        assert_eq!(
-            p.tail,
-            4096 + 320,
-            "208 bytes of padding, then the 320-byte record at 0"
-        );
+        assert!(put(&mut p, &[2; 300]), "a record that does not fit at the end wraps behind padding");
+        assert_eq!(p.tail, 4096 + 320, "208 bytes of padding, then the 320-byte record at 0");
         assert_eq!(take(&mut c).unwrap(), vec![2; 300]);
         assert_eq!(c.head, 4096 + 320);
     }
@@ -518,10 +479,7 @@ mod tests {
             let saved: Vec<u8> = heap.bytes()[..16].to_vec();
             heap.bytes()[at..at + 4].copy_from_slice(&bytes);
             let (_, mut c2) = heap.ends();
-            assert!(
-                matches!(c2.peek(), Err(Error::CorruptSegment(_))),
-                "field at {at} = {bytes:?}"
-            );
+            assert!(matches!(c2.peek(), Err(Error::CorruptSegment(_))), "field at {at} = {bytes:?}");
             heap.bytes()[..16].copy_from_slice(&saved);
         }
         // Padding that does not end at the buffer end.

@@ -33,13 +33,7 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
     // SAFETY: `word` is a live, aligned u32 in a shared mapping; FUTEX_WAIT only reads it and
     // `ts` outlives the call. EINTR, EAGAIN and ETIMEDOUT are all "go and look again".
     unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            &ts as *const libc::timespec,
-        );
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, &ts as *const libc::timespec);
     }
 }
 
@@ -138,14 +132,7 @@ pub(crate) enum SpinStep {
 
 impl Spin {
     pub(crate) fn new(strategy: WaitStrategy, budget: Duration, single_cpu: bool) -> Self {
-        Spin {
-            strategy,
-            budget,
-            yield_cpu: single_cpu,
-            until: None,
-            next_check: None,
-            rounds: 0,
-        }
+        Spin { strategy, budget, yield_cpu: single_cpu, until: None, next_check: None, rounds: 0 }
     }
 
     /// One spin round.

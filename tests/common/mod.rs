@@ -10,9 +10,7 @@ use switchboard::{Error, Options, Transport};
 /// Options for tests: a 9 MiB maximum (so 8 MiB messages fit and max+1 stays cheap), short
 /// handshake timeout.
 pub fn options() -> Options {
-    Options::new()
-        .max_message_size(MAX)
-        .handshake_timeout(Duration::from_secs(20))
+    Options::new().max_message_size(MAX).handshake_timeout(Duration::from_secs(20))
 }
 
 pub const MAX: usize = 9 << 20;
@@ -70,9 +68,7 @@ pub fn check_sequenced(msg: &[u8]) -> Result<u64, String> {
 }
 
 pub fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }
 
 /// A child process that is killed if it outlives its deadline, and always reaped.
@@ -94,11 +90,7 @@ impl ChildGuard {
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             }
         });
-        ChildGuard {
-            child: Some(child),
-            killer: Some(tx),
-            timed_out,
-        }
+        ChildGuard { child: Some(child), killer: Some(tx), timed_out }
     }
 
     pub fn id(&self) -> u32 {
@@ -113,10 +105,7 @@ impl ChildGuard {
     pub fn wait(mut self) -> ExitStatus {
         let status = self.child.take().unwrap().wait().expect("wait for child");
         self.killer.take();
-        assert!(
-            !self.timed_out.load(std::sync::atomic::Ordering::SeqCst),
-            "child hung and was killed at its deadline"
-        );
+        assert!(!self.timed_out.load(std::sync::atomic::Ordering::SeqCst), "child hung and was killed at its deadline");
         status
     }
 

@@ -1,0 +1,147 @@
+//! An echo server with one thread per client, as in the socket HOWTO: the listening socket
+//! only produces client connections, and each connection gets its own thread.
+//!
+//! ```text
+//! cargo run --release --example echo_server                       # demo: server + 16 client processes
+//! cargo run --release --example echo_server -- serve --transport unix
+//! cargo run --release --example echo_server -- client unix:/run/user/1000/switchboard-.../sock
+//! ```
+
+use std::error::Error;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+
+use clap::{Parser, Subcommand};
+use switchboard::{Address, Error as SbError, Kind, Listener, Options, Transport, connect};
+
+#[derive(Parser, Debug)]
+#[command(about)]
+struct Args {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// Start a server and N client processes, check every echo, report (the default).
+    Demo {
+        /// tcp or unix
+        #[arg(long, default_value = "tcp")]
+        transport: Kind,
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        #[arg(long, default_value_t = 1000)]
+        messages: usize,
+    },
+    /// Serve until killed, printing the address to connect to.
+    Serve {
+        /// tcp or unix
+        #[arg(long, default_value = "tcp")]
+        transport: Kind,
+    },
+    /// Connect to a server, send messages, check the echoes.
+    Client {
+        /// tcp:HOST:PORT or unix:PATH
+        address: Address,
+        #[arg(long, default_value_t = 1000)]
+        messages: usize,
+        #[arg(long, default_value_t = 256)]
+        size: usize,
+    },
+}
+
+fn bind(kind: Kind) -> Result<Listener, Box<dyn Error>> {
+    let options = Options::new();
+    Ok(match kind {
+        Kind::Tcp => Listener::bind_tcp(&options)?,
+        Kind::Unix => Listener::bind_unix_private(&options)?,
+        other => return Err(format!("{other} has no listener: use tcp or unix").into()),
+    })
+}
+
+/// One connection's life: echo every message until the client hangs up.
+fn serve_client(mut conn: Box<dyn Transport>, echoed: &AtomicU64) -> Result<(), SbError> {
+    let mut buf = Vec::new();
+    loop {
+        match conn.recv(&mut buf) {
+            Ok(_) => conn.send(&buf)?,
+            Err(SbError::Disconnected) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        echoed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn client(address: &Address, messages: usize, size: usize) -> Result<(), Box<dyn Error>> {
+    let mut conn = connect(address, &Options::new())?;
+    let mut reply = Vec::new();
+    for i in 0..messages {
+        let msg: Vec<u8> = (0..size).map(|j| (i * 31 + j) as u8).collect();
+        conn.send(&msg)?;
+        conn.recv(&mut reply)?;
+        if reply != msg {
+            return Err(format!("echo {i} differs").into());
+        }
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let args = Args::parse();
+    match args.mode.unwrap_or(Mode::Demo { transport: Kind::Tcp, clients: 16, messages: 1000 }) {
+        Mode::Client { address, messages, size } => client(&address, messages, size),
+        Mode::Serve { transport } => {
+            let listener = bind(transport)?;
+            println!("listening on {}", listener.local_addr());
+            let echoed = Arc::new(AtomicU64::new(0));
+            for conn in listener.incoming() {
+                let conn = conn?;
+                let echoed = echoed.clone();
+                thread::spawn(move || {
+                    if let Err(e) = serve_client(conn, &echoed) {
+                        eprintln!("client error: {e}");
+                    }
+                });
+            }
+            Ok(())
+        }
+        Mode::Demo { transport, clients, messages } => {
+            let listener = bind(transport)?;
+            let address = listener.local_addr().clone();
+            println!("listening on {address}; starting {clients} client processes");
+            // Each client is this program in client mode.
+            let children: Vec<_> = (0..clients)
+                .map(|_| {
+                    Command::new(std::env::current_exe()?)
+                        .args(["client", &address.to_string(), "--messages", &messages.to_string()])
+                        .spawn()
+                })
+                .collect::<Result<_, _>>()?;
+            let echoed = Arc::new(AtomicU64::new(0));
+            let workers: Vec<_> = (0..clients)
+                .map(|_| {
+                    let conn = listener.accept()?;
+                    let echoed = echoed.clone();
+                    Ok(thread::spawn(move || serve_client(conn, &echoed)))
+                })
+                .collect::<Result<_, SbError>>()?;
+            for w in workers {
+                w.join().map_err(|_| "server thread panicked")??;
+            }
+            for mut child in children {
+                let status = child.wait()?;
+                if !status.success() {
+                    return Err(format!("a client failed: {status}").into());
+                }
+            }
+            println!(
+                "{} messages echoed to {clients} clients, all verified; {} refused",
+                echoed.load(Ordering::Relaxed),
+                listener.refused()
+            );
+            Ok(())
+        }
+    }
+}
