@@ -53,6 +53,15 @@ impl PipeTransport {
         Ok((Self::from_fds(r1.into(), w2.into(), options)?, Self::from_fds(r2.into(), w1.into(), options)?))
     }
 
+    /// An endpoint from the read end of one pipe and the write end of another, whose other
+    /// ends belong to a peer speaking switchboard frames.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if the descriptors' flags cannot be set.
+    pub fn from_pipes(read: std::io::PipeReader, write: std::io::PipeWriter, options: &Options) -> Result<Self> {
+        Self::from_fds(read.into(), write.into(), options)
+    }
+
     /// An endpoint from the read end of one pipe and the write end of the other.
     pub(crate) fn from_fds(read: OwnedFd, write: OwnedFd, options: &Options) -> Result<Self> {
         Ok(PipeTransport { framed: Framed::new(FdStream::pipes(read, write)?, options.max_message_size) })

@@ -52,6 +52,15 @@ impl TcpTransport {
         Ok(conn)
     }
 
+    /// Wraps a TCP stream that is already connected to a peer speaking switchboard frames,
+    /// without a handshake (the other end must do the same).
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if the socket options cannot be set.
+    pub fn from_std(stream: TcpStream, options: &Options) -> Result<Self> {
+        Self::from_stream(stream, options)
+    }
+
     /// Wraps a connected stream whose handshake is done (or not wanted).
     pub(crate) fn from_stream(stream: TcpStream, options: &Options) -> Result<Self> {
         stream.set_nodelay(true)?;

@@ -77,6 +77,15 @@ impl UnixTransport {
         Ok((Self::from_stream(a, options)?, Self::from_stream(b, options)?))
     }
 
+    /// Wraps a Unix stream that is already connected to a peer speaking switchboard frames,
+    /// without a handshake (the other end must do the same).
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if the socket options cannot be set.
+    pub fn from_std(stream: UnixStream, options: &Options) -> Result<Self> {
+        Self::from_stream(stream, options)
+    }
+
     pub(crate) fn from_stream(stream: UnixStream, options: &Options) -> Result<Self> {
         let framed = Framed::new(FdStream::socket(OwnedFd::from(stream))?, options.max_message_size);
         Ok(UnixTransport { framed })
