@@ -11,11 +11,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong while connecting, sending or receiving.
 ///
-/// After [`Disconnected`](Error::Disconnected), [`FrameTooLarge`](Error::FrameTooLarge),
-/// [`Truncated`](Error::Truncated) or [`CorruptSegment`](Error::CorruptSegment) the connection
-/// is finished: every later call returns `Disconnected`. After
-/// [`MessageTooLarge`](Error::MessageTooLarge) and [`Timeout`](Error::Timeout) it is still
-/// usable, and nothing was sent or lost.
+/// After [`FrameTooLarge`](Error::FrameTooLarge), [`Truncated`](Error::Truncated) or
+/// [`CorruptSegment`](Error::CorruptSegment), and after `recv` returned
+/// [`Disconnected`](Error::Disconnected), the connection is finished: every later call returns
+/// `Disconnected`. After `send` returned `Disconnected` (the peer stopped reading), later sends
+/// do too, but `recv` still returns what the peer sent, then `Disconnected`. After
+/// [`MessageTooLarge`](Error::MessageTooLarge) and [`Timeout`](Error::Timeout) the connection
+/// is still usable, and nothing was sent or lost.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -38,8 +38,11 @@ pub(crate) struct Framed<S> {
     body: Vec<u8>,
     /// The peer closed its sending side (seen while absorbing during `send`).
     read_eof: bool,
-    /// A protocol error or a failed write ended the connection.
+    /// A protocol error ended the connection: every call is `Disconnected`.
     broken: bool,
+    /// A write failed: sends are `Disconnected`, but what the peer sent can still be read
+    /// (it may have closed only its reading side).
+    send_broken: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +63,7 @@ impl<S: Stream> Framed<S> {
             body: Vec::new(),
             read_eof: false,
             broken: false,
+            send_broken: false,
         }
     }
 
@@ -88,7 +92,7 @@ impl<S: Stream> Framed<S> {
     /// Sends a frame of at most `u32::MAX` bytes whatever the maximum (handshake frames).
     pub(crate) fn send_frame(&mut self, msg: &[u8]) -> Result<()> {
         debug_assert!(msg.len() <= u32::MAX as usize);
-        if self.broken {
+        if self.broken || self.send_broken {
             return Err(Error::Disconnected);
         }
         let prefix = (msg.len() as u32).to_le_bytes();
@@ -105,8 +109,8 @@ impl<S: Stream> Framed<S> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_writable()?,
                 Err(e) => {
-                    // Half a frame may be out: the stream can no longer be trusted.
-                    self.broken = true;
+                    // The peer cannot read (and half a frame may be out): no more sends.
+                    self.send_broken = true;
                     return Err(e.into());
                 }
             }

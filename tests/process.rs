@@ -29,8 +29,7 @@ fn main() {
         child(&role);
         return;
     }
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let mut tests: Vec<(String, Box<dyn Fn() + Send + Sync>)> = Vec::new();
+    let mut tests: Vec<common::NamedTest> = Vec::new();
     for (label, kind, options) in configs() {
         let scenarios: [(&str, Scenario); 6] = [
             ("echo_sizes", echo_sizes),
@@ -50,32 +49,11 @@ fn main() {
     }
     tests.push(("shm::no_dev_shm_entries".into(), Box::new(no_dev_shm_entries)));
 
-    let selected: Vec<_> =
-        tests.into_iter().filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f))).collect();
     let shm_before = common::shm_entries();
-    println!("\nrunning {} process tests", selected.len());
-    let _ = Write::flush(&mut std::io::stdout());
-    let (mut passed, mut failed) = (0, 0);
-    for (name, test) in selected {
-        let test: &'static (dyn Fn() + Send + Sync) = Box::leak(test);
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| common::with_deadline(TEST_LIMIT, test)));
-        if result.is_ok() {
-            passed += 1;
-            println!("test {name} ... ok");
-        } else {
-            failed += 1;
-            println!("test {name} ... FAILED");
-        }
-    }
-    let shm_after = common::shm_entries();
-    if shm_after.len() > shm_before.len() {
-        failed += 1;
-        println!("test no_new_dev_shm_entries ... FAILED: {shm_after:?}");
-    }
-    println!("\n{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    common::run_tests(tests, TEST_LIMIT, move || {
+        let shm_after = common::shm_entries();
+        if shm_after.len() > shm_before.len() { vec![format!("new /dev/shm entries: {shm_after:?}")] } else { vec![] }
+    });
 }
 
 /// Every transport, shm in every wait strategy.

@@ -80,6 +80,8 @@ pub struct ShmTransport {
     inbox: VecDeque<Vec<u8>>,
     inbox_bytes: usize,
     broken: bool,
+    /// A fragmented send failed halfway: no more sends (receiving goes on).
+    send_broken: bool,
     /// Last field: dropped after everything that points into it.
     region: Region,
 }
@@ -241,6 +243,7 @@ impl ShmTransport {
             inbox: VecDeque::new(),
             inbox_bytes: 0,
             broken: false,
+            send_broken: false,
             region,
         })
     }
@@ -281,7 +284,7 @@ impl ShmTransport {
         if len > max {
             return Err(Error::MessageTooLarge { len, max });
         }
-        if self.broken {
+        if self.broken || self.send_broken {
             return Err(Error::Disconnected);
         }
         let Got::Space(res) = self.wait(Want::Space(len), None)? else { unreachable!("space wait") };
@@ -571,7 +574,7 @@ impl Transport for ShmTransport {
         if msg.len() > self.max {
             return Err(Error::MessageTooLarge { len: msg.len(), max: self.max });
         }
-        if self.broken {
+        if self.broken || self.send_broken {
             return Err(Error::Disconnected);
         }
         let total = msg.len() as u64;
@@ -587,7 +590,7 @@ impl Transport for ShmTransport {
             }
             if let Err(e) = self.send_record(tag, part, total) {
                 // Part of the message is out: the peer could never make sense of more.
-                self.broken = true;
+                self.send_broken = true;
                 return Err(e);
             }
             tag = Tag::Middle;

@@ -179,3 +179,74 @@ pub fn send_until_disconnected(t: &mut dyn Transport, limit: Duration) {
     }
     panic!("send never reported Disconnected within {limit:?}");
 }
+
+/// A test for the `harness = false` runners.
+pub type NamedTest = (String, Box<dyn Fn() + Send + Sync>);
+
+/// Runs `tests` (filtered by the command line's free arguments) one after another, each on a
+/// thread with a deadline; prints `N passed, N failed` and exits non-zero on any failure.
+pub fn run_tests(tests: Vec<NamedTest>, limit: Duration, after_all: impl FnOnce() -> Vec<String>) -> ! {
+    use std::io::Write as _;
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let selected: Vec<_> =
+        tests.into_iter().filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f))).collect();
+    println!("\nrunning {} tests", selected.len());
+    let (mut passed, mut failed) = (0, 0);
+    for (name, test) in selected {
+        let test: &'static (dyn Fn() + Send + Sync) = Box::leak(test);
+        let started = Instant::now();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| with_deadline(limit, test)));
+        let secs = started.elapsed().as_secs_f64();
+        if result.is_ok() {
+            passed += 1;
+            println!("test {name} ... ok ({secs:.2} s)");
+        } else {
+            failed += 1;
+            println!("test {name} ... FAILED ({secs:.2} s)");
+        }
+        let _ = std::io::stdout().flush();
+    }
+    for problem in after_all() {
+        failed += 1;
+        println!("test after_all ... FAILED: {problem}");
+    }
+    println!("\n{passed} passed, {failed} failed");
+    std::process::exit(if failed > 0 { 1 } else { 0 });
+}
+
+/// Zombie children of this process (state Z in /proc).
+pub fn zombies() -> Vec<u32> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let mut fields = rest.split_whitespace();
+        let (state, ppid) = (fields.next(), fields.next().and_then(|p| p.parse::<u32>().ok()));
+        if state == Some("Z") && ppid == Some(me) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Private socket directories this process created and left behind.
+pub fn socket_dirs() -> Vec<String> {
+    let prefix = format!("switchboard-{}-", std::process::id());
+    let mut out = Vec::new();
+    let mut bases = vec![std::env::temp_dir()];
+    if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
+        bases.push(x.into());
+    }
+    for base in bases {
+        for entry in std::fs::read_dir(base).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
