@@ -23,6 +23,9 @@ const CHILD_LIMIT: Duration = Duration::from_secs(60);
 /// shm and immediate for the kernel transports; this bound only catches hangs.
 const DETECT_LIMIT: Duration = Duration::from_secs(5);
 
+/// A test body for one configuration (the second argument is the crash-trial count).
+type Scenario = fn(&Config, u64);
+
 /// One transport configuration under test.
 #[derive(Clone)]
 struct Config {
@@ -71,7 +74,7 @@ fn main() {
     let mut tests: Vec<common::NamedTest> = Vec::new();
     for config in configs() {
         let label = config.label();
-        let scenarios: [(&str, fn(&Config, u64)); 4] = [
+        let scenarios: [(&str, Scenario); 4] = [
             ("crash_at_random_points", crash_trials),
             ("kill_while_blocked_in_recv", |c, _| kill_blocked_recv(c)),
             ("kill_while_blocked_in_send", |c, _| kill_blocked_send(c)),
