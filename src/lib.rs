@@ -2,6 +2,8 @@
 
 mod error;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handshake;
 mod listener;
 pub mod measure;

@@ -37,7 +37,8 @@ fn rss_kib() -> usize {
 /// One round: a listener, CLIENTS client threads and a server thread per client.
 fn round(tcp: bool, count: usize) -> u64 {
     let options = Options::new().max_message_size(1 << 20);
-    let listener = Arc::new(if tcp { Listener::bind_tcp(&options) } else { Listener::bind_unix_private(&options) }.unwrap());
+    let listener =
+        Arc::new(if tcp { Listener::bind_tcp(&options) } else { Listener::bind_unix_private(&options) }.unwrap());
     let addr = listener.local_addr().clone();
     let server = {
         let listener = listener.clone();

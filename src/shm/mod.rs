@@ -13,6 +13,8 @@ mod region;
 mod ring;
 mod wait;
 
+pub(crate) use ring::fuzz_reader;
+
 use std::collections::VecDeque;
 use std::mem;
 use std::ops::{Deref, DerefMut};

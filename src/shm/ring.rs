@@ -329,6 +329,48 @@ impl Consumer {
     }
 }
 
+/// Fuzzing entry point: reads records from a 4 KiB ring whose bytes and indices come from
+/// `data`, as a consumer facing a hostile producer would. Must never panic or read out of
+/// bounds, whatever `data` holds.
+pub(crate) fn fuzz_reader(data: &[u8]) {
+    const CAPACITY: usize = 4096;
+    let word = |i: usize| data.get(i * 8..i * 8 + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    // Half the inputs get a plausible tail (within a ring of the head), so that the fuzzer
+    // reaches the record checks instead of stopping at the index check.
+    let head = word(1);
+    let tail = if data.first().is_some_and(|b| b % 2 == 0) {
+        head.wrapping_add(word(0) % (CAPACITY as u64 + 1))
+    } else {
+        word(0)
+    };
+    let ctl = Box::new(RingCtl {
+        producer: crate::shm::layout::IndexLine { pos: std::sync::atomic::AtomicU64::new(tail) },
+        consumer: crate::shm::layout::IndexLine { pos: std::sync::atomic::AtomicU64::new(head) },
+    });
+    let mut buffer = vec![0u128; CAPACITY / 16];
+    let rest = data.get(16..).unwrap_or_default();
+    for (i, b) in rest.iter().take(CAPACITY).enumerate() {
+        buffer[i / 16] |= (*b as u128) << (8 * (i % 16));
+    }
+    let data_ptr = NonNull::new(buffer.as_mut_ptr().cast::<u8>()).expect("vec pointer");
+    // SAFETY: ctl and buffer live until the end of this function, which outlives `consumer`;
+    // the buffer is CAPACITY bytes, 16-aligned (u128), and there is no other consumer.
+    let mut consumer = unsafe { Consumer::new(NonNull::from(&*ctl), data_ptr, CAPACITY) };
+    let mut out = Vec::new();
+    for _ in 0..64 {
+        match consumer.peek() {
+            Ok(Some(rec)) => {
+                out.clear();
+                consumer.read_into(&rec, &mut out);
+                assert_eq!(out.len(), rec.len);
+                assert_eq!(consumer.payload(&rec).len(), rec.len);
+                consumer.release(&rec);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,70 @@
+//! Entry points for the fuzz targets in `fuzz/` and for the tests that replay seeded inputs
+//! through the same code on stable Rust. Not part of the public API.
+//!
+//! Each function feeds untrusted bytes to one parser and panics only if an invariant breaks
+//! (a message above the maximum, more bytes out than in); errors are the expected outcome.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::time::Instant;
+
+use crate::frame::Framed;
+use crate::stream::{Ready, Stream};
+
+/// A stream over a byte slice that returns at most `chunk` bytes per read, then end of stream.
+struct SliceStream {
+    input: VecDeque<u8>,
+    chunk: usize,
+}
+
+impl Stream for SliceStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.chunk).min(self.input.len());
+        for (slot, byte) in buf[..n].iter_mut().zip(self.input.drain(..n)) {
+            *slot = byte;
+        }
+        Ok(n)
+    }
+    fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        Ok(bufs.iter().map(|b| b.len()).sum())
+    }
+    fn wait(&mut self, read: bool, write: bool, _: Option<Instant>) -> io::Result<Ready> {
+        Ok(Ready { readable: read, writable: write })
+    }
+}
+
+/// Decodes frames (maximum 4096 bytes) from `data[1..]`, read `data[0] + 1` bytes at a time.
+pub fn frames(data: &[u8]) {
+    const MAX: usize = 4096;
+    let Some((&chunk, rest)) = data.split_first() else { return };
+    let mut framed = Framed::new(SliceStream { input: rest.iter().copied().collect(), chunk: chunk as usize + 1 }, MAX);
+    let mut buf = Vec::new();
+    let mut consumed = 0;
+    while let Ok(n) = framed.recv(&mut buf, None) {
+        assert!(n <= MAX && buf.len() == n, "a frame above the maximum was accepted");
+        consumed += 4 + n;
+        assert!(consumed <= rest.len(), "more bytes decoded than were given");
+    }
+}
+
+/// Parses `data` as a handshake hello and as a reply; a hello that parses re-encodes to
+/// the same bytes.
+pub fn handshake(data: &[u8]) {
+    use crate::handshake::{Token, encode_hello, parse_hello, parse_reply};
+    if let Ok(hello) = parse_hello(data) {
+        let token = hello.token.map(|t| Token::from_hex(&t.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+        let encoded = match token {
+            Some(Ok(token)) => encode_hello(Some(&token)),
+            Some(Err(_)) => panic!("a parsed token must re-encode"),
+            None => encode_hello(None),
+        };
+        assert_eq!(encoded, data, "a parsed hello must re-encode to the same bytes");
+    }
+    let _ = parse_reply(data);
+}
+
+/// Reads records from a ring whose indices and bytes come from `data` (the first 16 bytes are
+/// the tail and head, the rest the ring's contents).
+pub fn ring(data: &[u8]) {
+    crate::shm::fuzz_reader(data);
+}

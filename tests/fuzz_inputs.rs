@@ -1,0 +1,97 @@
+//! The fuzz targets' entry points on seeded inputs, so that CI exercises them on stable Rust
+//! (the coverage-guided runs are `cargo fuzz run frames|handshake|ring`, see the README).
+
+use switchboard::fuzzing;
+
+/// A seeded generator (xorshift64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+    /// Flips a few random bytes of `data`.
+    fn mutate(&mut self, data: &mut [u8]) {
+        if data.is_empty() {
+            return;
+        }
+        for _ in 0..=self.next() % 3 {
+            let at = (self.next() as usize) % data.len();
+            data[at] = self.next() as u8;
+        }
+    }
+}
+
+#[test]
+fn frames_on_random_and_mutated_streams() {
+    let mut rng = Rng(0xF00D);
+    for _ in 0..3000 {
+        let n = (rng.next() % 600) as usize;
+        fuzzing::frames(&rng.bytes(n));
+        // A valid stream of small frames, then damaged.
+        let mut data = vec![(rng.next() % 16) as u8];
+        for _ in 0..rng.next() % 8 {
+            let len = (rng.next() % 200) as usize;
+            data.extend_from_slice(&(len as u32).to_le_bytes());
+            data.extend(rng.bytes(len));
+        }
+        fuzzing::frames(&data);
+        rng.mutate(&mut data[1..]);
+        fuzzing::frames(&data);
+        data.truncate((rng.next() as usize) % data.len().max(1));
+        fuzzing::frames(&data);
+    }
+    fuzzing::frames(&[0, 0xff, 0xff, 0xff, 0xff]);
+}
+
+#[test]
+fn handshake_on_random_and_mutated_hellos() {
+    let mut rng = Rng(0xBEEF);
+    for _ in 0..5000 {
+        let n = (rng.next() % 64) as usize;
+        fuzzing::handshake(&rng.bytes(n));
+        let mut hello = b"SWBH\x01\x00\x01\x00".to_vec();
+        hello.extend(rng.bytes(32));
+        fuzzing::handshake(&hello);
+        rng.mutate(&mut hello);
+        fuzzing::handshake(&hello);
+        let mut reply = b"SWBR\x01\x00\x00\x00".to_vec();
+        rng.mutate(&mut reply);
+        fuzzing::handshake(&reply);
+    }
+}
+
+#[test]
+fn ring_reader_on_random_and_plausible_rings() {
+    let mut rng = Rng(0xCAFE);
+    for _ in 0..3000 {
+        let n = (rng.next() % 5000) as usize;
+        fuzzing::ring(&rng.bytes(n));
+        // A plausible ring: head 0, records with valid headers, then damaged.
+        let mut ring = vec![0u8; 16 + 4096];
+        let mut at = 0usize;
+        while at + 16 <= 4096 && rng.next() % 8 != 0 {
+            let len = (rng.next() % 300) as usize;
+            let size = 16 + len.next_multiple_of(16);
+            if at + size > 4096 {
+                break;
+            }
+            let rec = &mut ring[16 + at..16 + at + 16];
+            rec[..4].copy_from_slice(&(len as u32).to_le_bytes());
+            rec[4..8].copy_from_slice(&1u32.to_le_bytes());
+            rec[8..16].copy_from_slice(&(len as u64).to_le_bytes());
+            at += size;
+        }
+        ring[..8].copy_from_slice(&(at as u64).to_le_bytes());
+        ring[0] &= !1; // even first byte: the tail is taken as given (mod a ring)
+        fuzzing::ring(&ring);
+        rng.mutate(&mut ring[16..]);
+        fuzzing::ring(&ring);
+    }
+}
