@@ -76,7 +76,7 @@ fn ring_reader_on_random_and_plausible_rings() {
         // A plausible ring: head 0, records with valid headers, then damaged.
         let mut ring = vec![0u8; 16 + 4096];
         let mut at = 0usize;
-        while at + 16 <= 4096 && rng.next() % 8 != 0 {
+        while at + 16 <= 4096 && !rng.next().is_multiple_of(8) {
             let len = (rng.next() % 300) as usize;
             let size = 16 + len.next_multiple_of(16);
             if at + size > 4096 {
