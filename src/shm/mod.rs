@@ -222,7 +222,7 @@ impl ShmTransport {
         // side 0 produces on ring 0 and consumes ring 1, side 1 the reverse, so each ring has
         // one producer and one consumer.
         let (producer, consumer) =
-            unsafe { (Producer::new(out_ctl, out_data, capacity), Consumer::new(in_ctl, in_data, capacity)) };
+            unsafe { (Producer::new(out_ctl, out_data, capacity)?, Consumer::new(in_ctl, in_data, capacity)?) };
         // SAFETY: the bells live in the header of `region`, which outlives the transport's use.
         let (my_bell, peer_bell) =
             unsafe { (Bell::new(NonNull::from(&h.bells[side])), Bell::new(NonNull::from(&h.bells[1 - side]))) };

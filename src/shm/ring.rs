@@ -108,10 +108,18 @@ impl Producer {
     /// `ctl` must point to a `RingCtl` and `data` to `capacity` bytes (a power of two, at
     /// least 4 KiB), both inside a shared mapping that outlives the producer and is not used
     /// by another producer for this ring.
-    pub(crate) unsafe fn new(ctl: NonNull<RingCtl>, data: NonNull<u8>, capacity: usize) -> Self {
+    ///
+    /// # Errors
+    /// [`Error::CorruptSegment`] if the published tail is not record-aligned (positions wrap
+    /// at 2^64, so any aligned value is usable).
+    pub(crate) unsafe fn new(ctl: NonNull<RingCtl>, data: NonNull<u8>, capacity: usize) -> Result<Self> {
         let ring = Ring { ctl, data, capacity };
-        let tail = ring.ctl().producer.pos.load(Ordering::Relaxed);
-        Producer { ring, tail, head_cache: tail }
+        let tail = ring.ctl().producer.pos.load(Ordering::Acquire);
+        if !tail.is_multiple_of(RECORD_HEADER as u64) {
+            return Err(Error::CorruptSegment("the ring's tail is not record-aligned"));
+        }
+        // The head may be anywhere; the first reservation that needs it checks it.
+        Ok(Producer { ring, tail, head_cache: tail.wrapping_sub(capacity as u64) })
     }
 
     /// The largest payload of one record: a quarter of the ring, so that a writer never waits
@@ -133,7 +141,7 @@ impl Producer {
         let to_end = capacity - offset;
         let pad = if size <= to_end { 0 } else { to_end };
         let need = (pad + size) as u64;
-        if capacity as u64 - (self.tail - self.head_cache) < need {
+        if capacity as u64 - self.tail.wrapping_sub(self.head_cache) < need {
             let head = self.ring.ctl().consumer.pos.load(Ordering::Acquire);
             let used = self.tail.wrapping_sub(head);
             if used > capacity as u64 {
@@ -187,7 +195,7 @@ impl Producer {
     /// Publishes a reserved record (and its padding).
     pub(crate) fn commit(&mut self, res: Reservation, tag: Tag, total: u64) {
         self.write_header(res.offset, res.len as u32, tag, total);
-        self.tail += (res.pad + record_size(res.len)) as u64;
+        self.tail = self.tail.wrapping_add((res.pad + record_size(res.len)) as u64);
         self.ring.ctl().producer.pos.store(self.tail, Ordering::Release);
     }
 
@@ -229,10 +237,16 @@ pub(crate) struct Record {
 impl Consumer {
     /// # Safety
     /// As [`Producer::new`], for the one consumer of this ring.
-    pub(crate) unsafe fn new(ctl: NonNull<RingCtl>, data: NonNull<u8>, capacity: usize) -> Self {
+    ///
+    /// # Errors
+    /// [`Error::CorruptSegment`] if the published head is not record-aligned.
+    pub(crate) unsafe fn new(ctl: NonNull<RingCtl>, data: NonNull<u8>, capacity: usize) -> Result<Self> {
         let ring = Ring { ctl, data, capacity };
-        let head = ring.ctl().consumer.pos.load(Ordering::Relaxed);
-        Consumer { ring, head, tail_cache: head }
+        let head = ring.ctl().consumer.pos.load(Ordering::Acquire);
+        if !head.is_multiple_of(RECORD_HEADER as u64) {
+            return Err(Error::CorruptSegment("the ring's head is not record-aligned"));
+        }
+        Ok(Consumer { ring, head, tail_cache: head })
     }
 
     /// Whether a record has been published that we have not read (reloads the tail).
@@ -259,7 +273,7 @@ impl Consumer {
             if self.head == self.tail_cache && self.load_tail()? == self.head {
                 return Ok(None);
             }
-            let avail = (self.tail_cache - self.head) as usize;
+            let avail = self.tail_cache.wrapping_sub(self.head) as usize;
             let offset = (self.head & self.ring.mask()) as usize;
             let to_end = self.ring.capacity - offset;
             if !offset.is_multiple_of(RECORD_HEADER) || avail < RECORD_HEADER {
@@ -281,7 +295,7 @@ impl Consumer {
                 if len != to_end - RECORD_HEADER || avail < to_end {
                     return Err(Error::CorruptSegment("padding record does not end at the buffer end"));
                 }
-                self.head += to_end as u64;
+                self.head = self.head.wrapping_add(to_end as u64);
                 self.ring.ctl().consumer.pos.store(self.head, Ordering::Release);
                 continue;
             }
@@ -324,7 +338,7 @@ impl Consumer {
 
     /// Frees the record's space and publishes the new head.
     pub(crate) fn release(&mut self, rec: &Record) {
-        self.head += record_size(rec.len) as u64;
+        self.head = self.head.wrapping_add(record_size(rec.len) as u64);
         self.ring.ctl().consumer.pos.store(self.head, Ordering::Release);
     }
 }
@@ -355,7 +369,7 @@ pub(crate) fn fuzz_reader(data: &[u8]) {
     let data_ptr = NonNull::new(buffer.as_mut_ptr().cast::<u8>()).expect("vec pointer");
     // SAFETY: ctl and buffer live until the end of this function, which outlives `consumer`;
     // the buffer is CAPACITY bytes, 16-aligned (u128), and there is no other consumer.
-    let mut consumer = unsafe { Consumer::new(NonNull::from(&*ctl), data_ptr, CAPACITY) };
+    let Ok(mut consumer) = (unsafe { Consumer::new(NonNull::from(&*ctl), data_ptr, CAPACITY) }) else { return };
     let mut out = Vec::new();
     for _ in 0..64 {
         match consumer.peek() {
@@ -394,7 +408,14 @@ mod tests {
             let ctl = NonNull::from(&*self.ctl);
             let data = NonNull::new(self.data.as_mut_ptr().cast::<u8>()).unwrap();
             // SAFETY: both point into `self`, which outlives the ends in every test.
-            unsafe { (Producer::new(ctl, data, capacity), Consumer::new(ctl, data, capacity)) }
+            unsafe { (Producer::new(ctl, data, capacity).unwrap(), Consumer::new(ctl, data, capacity).unwrap()) }
+        }
+
+        fn consumer(&mut self) -> Option<Consumer> {
+            let capacity = self.data.len() * 16;
+            let data = NonNull::new(self.data.as_mut_ptr().cast::<u8>()).unwrap();
+            // SAFETY: as in `ends`.
+            unsafe { Consumer::new(NonNull::from(&*self.ctl), data, capacity) }.ok()
         }
 
         fn bytes(&mut self) -> &mut [u8] {
@@ -552,7 +573,7 @@ mod tests {
                 *b = seed as u8;
             }
             heap.ctl.producer.pos.store(seed % 8192, Ordering::Relaxed);
-            let (_, mut c) = heap.ends();
+            let Some(mut c) = heap.consumer() else { continue };
             for _ in 0..8 {
                 match c.peek() {
                     Ok(Some(rec)) => {
