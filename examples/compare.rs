@@ -174,11 +174,31 @@ fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn Error>> {
     let (smin, smax) = (*sizes.iter().min().unwrap_or(&1) as f64, *sizes.iter().max().unwrap_or(&2) as f64);
     let xr = (smin / 1.5)..(smax * 1.5);
     type Pick = fn(&measure::Measurement) -> f64;
-    let panels: [(&DrawingArea<SVGBackend, plotters::coord::Shift>, &str, &str, Pick); 2] = [
-        (&left, "median round trip by message size", "µs (log)", |m| m.latency.p50_ns as f64 / 1e3),
-        (&right, "one-way throughput by message size", "MB/s (log)", |m| m.throughput.mb_per_s),
+    type Panel<'a, 'b> = (
+        &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+        &'static str,
+        &'static str,
+        Pick,
+        SeriesLabelPosition,
+    );
+    // Legends where the curves are not: latency rises to the right, throughput too.
+    let panels: [Panel; 2] = [
+        (
+            &left,
+            "median round trip by message size",
+            "µs (log)",
+            |m| m.latency.p50_ns as f64 / 1e3,
+            SeriesLabelPosition::UpperLeft,
+        ),
+        (
+            &right,
+            "one-way throughput by message size",
+            "MB/s (log)",
+            |m| m.throughput.mb_per_s,
+            SeriesLabelPosition::LowerRight,
+        ),
     ];
-    for (area, title, ylabel, pick) in panels {
+    for (area, title, ylabel, pick, legend) in panels {
         let values: Vec<f64> = report.measurements.iter().map(pick).filter(|v| *v > 0.0).collect();
         let (ymin, ymax) = values.iter().fold((f64::MAX, 0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
         let mut chart = ChartBuilder::on(area)
@@ -205,7 +225,7 @@ fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn Error>> {
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
             chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
         }
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        chart.configure_series_labels().position(legend).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     }
     root.present()?;
     Ok(())

@@ -1,32 +1,10 @@
 //! The fuzz targets' entry points on seeded inputs, so that CI exercises them on stable Rust
 //! (the coverage-guided runs are `cargo fuzz run frames|handshake|ring`, see the README).
 
+mod common;
+
+use common::Rng;
 use switchboard::fuzzing;
-
-/// A seeded generator (xorshift64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-    /// Flips a few random bytes of `data`.
-    fn mutate(&mut self, data: &mut [u8]) {
-        if data.is_empty() {
-            return;
-        }
-        for _ in 0..=self.next() % 3 {
-            let at = (self.next() as usize) % data.len();
-            data[at] = self.next() as u8;
-        }
-    }
-}
 
 #[test]
 fn frames_on_random_and_mutated_streams() {

@@ -65,13 +65,8 @@ fn frames_cut_short_are_truncated() {
 #[test]
 fn random_garbage_gives_messages_or_typed_errors() {
     with_deadline(LIMIT, || {
-        let mut seed = 0x1234_5678_9abc_def0u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = common::Rng(0x1234_5678_9abc_def0);
+        let mut next = move || rng.next();
         for trial in 0..300 {
             let (mut t, mut raw) = raw_peer(4096);
             let len = (next() % 10_000) as usize;

@@ -155,13 +155,8 @@ fn latest_segment() -> (*mut u8, usize) {
 #[test]
 fn scribbling_on_a_live_segment_gives_errors_not_ub() {
     with_deadline(LIMIT, || {
-        let mut seed = 7u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = common::Rng(7);
+        let mut next = move || rng.next();
         let mut errors = 0;
         for trial in 0..200 {
             // Kept alive by the pair: the ring the test keeps only one of at a time.

@@ -31,6 +31,33 @@ pub fn with_deadline<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T +
     }
 }
 
+/// A seeded generator (xorshift64) for reproducible random tests.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+
+    /// Overwrites a few random bytes of `data`.
+    pub fn mutate(&mut self, data: &mut [u8]) {
+        if data.is_empty() {
+            return;
+        }
+        for _ in 0..=self.next() % 3 {
+            let at = (self.next() as usize) % data.len();
+            data[at] = self.next() as u8;
+        }
+    }
+}
+
 /// A deterministic payload: `len` bytes derived from `seed`, so the receiver can check it.
 pub fn payload(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
