@@ -113,21 +113,9 @@ fn ten_thousand_in_order(kind: Kind, options: Options) {
 
 fn both_send_at_once(kind: Kind, options: Options) {
     let (child, mut t) = spawn(kind, &options, "flood");
-    flood(t.as_mut());
+    common::flood(t.as_mut());
     drop(t);
     child.wait_success();
-}
-
-/// Sends 8 x 1 MiB before reading, then reads the peer's 8 x 1 MiB.
-fn flood(t: &mut dyn Transport) {
-    for seq in 0..8u64 {
-        t.send(&sequenced(seq, 1 << 20)).unwrap();
-    }
-    let mut buf = Vec::new();
-    for expected in 0..8u64 {
-        t.recv(&mut buf).unwrap();
-        assert_eq!(check_sequenced(&buf).unwrap(), expected);
-    }
 }
 
 fn peer_exit(kind: Kind, options: Options) {
@@ -212,7 +200,7 @@ fn child(role: &str) {
             }
             t.recv(&mut buf).unwrap();
         }
-        "flood" => flood(t.as_mut()),
+        "flood" => common::flood(t.as_mut()),
         "exit_now" => {
             t.send(b"bye").unwrap();
             // Exit without running destructors: the peer must notice the death itself.

@@ -78,18 +78,7 @@ fn both_send_at_once(kind: Kind, options: Options) {
     // Each side sends 8 MiB before reading anything: more than a pipe, a Unix socket or the
     // test's shm ring holds, so this deadlocks unless a blocked send keeps reading (it may
     // buffer up to the maximum message size, 9 MiB here).
-    let run = |mut t: Box<dyn Transport>| {
-        thread::spawn(move || {
-            for seq in 0..8u64 {
-                t.send(&sequenced(seq, 1 << 20)).unwrap();
-            }
-            let mut buf = Vec::new();
-            for expected in 0..8u64 {
-                t.recv(&mut buf).unwrap();
-                assert_eq!(check_sequenced(&buf).unwrap(), expected);
-            }
-        })
-    };
+    let run = |mut t: Box<dyn Transport>| thread::spawn(move || common::flood(t.as_mut()));
     let (x, y) = (run(a), run(b));
     x.join().unwrap();
     y.join().unwrap();

@@ -178,6 +178,19 @@ pub fn shm_entries() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Sends 8 sequenced 1 MiB messages before reading, then reads and checks the peer's 8: both
+/// ends doing this at once deadlocks unless a blocked send keeps reading.
+pub fn flood(t: &mut dyn Transport) {
+    for seq in 0..8u64 {
+        t.send(&sequenced(seq, 1 << 20)).unwrap();
+    }
+    let mut buf = Vec::new();
+    for expected in 0..8u64 {
+        t.recv(&mut buf).unwrap();
+        assert_eq!(check_sequenced(&buf).unwrap(), expected);
+    }
+}
+
 /// Receives until `Disconnected`, which must come within `limit`; fails on anything else.
 pub fn expect_disconnected(t: &mut dyn Transport, limit: Duration) {
     let end = Instant::now() + limit;
