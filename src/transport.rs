@@ -24,7 +24,9 @@ pub trait Transport: Send {
     ///
     /// If the peer is not reading and the transport is full, `send` waits; meanwhile it keeps
     /// reading what the peer sends (up to the maximum message size) so that two endpoints
-    /// sending at once do not deadlock.
+    /// sending at once do not deadlock. Two endpoints that each send more than that before
+    /// reading anything still wait for each other forever: read between sends, or use a
+    /// thread per direction.
     ///
     /// # Errors
     /// [`Error::MessageTooLarge`] if `msg` is above the endpoint's maximum (nothing is sent and
