@@ -157,3 +157,50 @@ impl Header {
         Ok(capacity)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    fn fresh() -> Box<Header> {
+        // SAFETY: Header is atomics and padding bytes, for which all-zero is a valid value.
+        let h: Box<Header> = Box::new(unsafe { std::mem::zeroed() });
+        h.init(1 << 16, 42);
+        h
+    }
+
+    #[test]
+    fn a_fresh_header_validates() {
+        let h = fresh();
+        assert_eq!(h.validate(total_size(1 << 16)).unwrap(), 1 << 16);
+        assert_eq!(h.creator_pid.load(Relaxed), 42);
+    }
+
+    #[test]
+    fn every_corrupted_field_is_incompatible() {
+        let len = total_size(1 << 16);
+        type Corruption = fn(&Header);
+        let cases: [(&str, Corruption); 9] = [
+            ("magic", |h| h.magic.store(0x1234, Relaxed)),
+            ("version", |h| h.version.store(VERSION + 1, Relaxed)),
+            ("header size", |h| h.header_size.store(64, Relaxed)),
+            ("capacity not a power of two", |h| h.capacity.store((1 << 16) + 16, Relaxed)),
+            ("capacity too small", |h| h.capacity.store(1024, Relaxed)),
+            ("capacity too large", |h| h.capacity.store(1 << 40, Relaxed)),
+            ("capacity zero", |h| h.capacity.store(0, Relaxed)),
+            ("total size", |h| h.total_size.store(u64::MAX, Relaxed)),
+            ("capacity beyond the mapping", |h| {
+                h.capacity.store(1 << 20, Relaxed);
+                h.total_size.store(total_size(1 << 20) as u64, Relaxed);
+            }),
+        ];
+        for (what, corrupt) in cases {
+            let h = fresh();
+            corrupt(&h);
+            assert!(matches!(h.validate(len), Err(Error::IncompatibleSegment(_))), "{what} was accepted");
+        }
+        // A mapping shorter than the header says.
+        assert!(matches!(fresh().validate(len - 1), Err(Error::IncompatibleSegment(_))));
+    }
+}
