@@ -136,7 +136,7 @@ impl Options {
                 inherit(command, [memfd.as_raw_fd()]);
                 let mut child = KillOnDrop(Some(command.spawn()?));
                 drop(memfd);
-                transport.watch_peer(child.get().id())?;
+                transport.watch_peer(child.get().id());
                 Ok((child.take(), Box::new(transport)))
             }
         }

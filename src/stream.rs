@@ -109,7 +109,7 @@ impl Stream for FdStream {
 }
 
 /// `ppoll` on a read fd and a write fd (possibly the same one) until `deadline`.
-pub(crate) fn wait_fds(
+fn wait_fds(
     rfd: BorrowedFd<'_>,
     read: bool,
     wfd: BorrowedFd<'_>,
@@ -146,7 +146,7 @@ pub(crate) fn wait_fds(
     })
 }
 
-pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
     let wanted = if on { flags | OFlag::O_NONBLOCK } else { flags - OFlag::O_NONBLOCK };
     if wanted != flags {

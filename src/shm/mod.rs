@@ -130,9 +130,8 @@ impl ShmTransport {
     }
 
     /// Starts watching the child once it runs.
-    pub(crate) fn watch_peer(&mut self, pid: u32) -> Result<()> {
+    pub(crate) fn watch_peer(&mut self, pid: u32) {
         self.peer = PeerWatch::pid(pid as i32);
-        Ok(())
     }
 
     /// The child's side, from the memfd it inherited.
