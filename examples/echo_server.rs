@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
 use clap::{Parser, Subcommand};
+use nix::sys::signal::{SigSet, Signal};
 use switchboard::{Address, Error as SbError, Kind, Listener, Options, Transport, connect};
 
 #[derive(Parser, Debug)]
@@ -93,8 +94,28 @@ fn main() -> Result<(), Box<dyn Error>> {
     match args.mode.unwrap_or(Mode::Demo { transport: Kind::Tcp, clients: 16, messages: 1000 }) {
         Mode::Client { address, messages, size } => client(&address, messages, size),
         Mode::Serve { transport } => {
+            // Ctrl-C or SIGTERM would end the process without running the listener's Drop,
+            // leaving a unix socket's private directory behind: take those signals on a
+            // thread of our own (blocked everywhere else) and clean up before exiting.
+            let signals = SigSet::from_iter([Signal::SIGINT, Signal::SIGTERM]);
+            signals.thread_block()?;
             let listener = bind(transport)?;
             println!("listening on {}", listener.local_addr());
+            if let Address::Unix(path) = listener.local_addr().clone() {
+                thread::spawn(move || {
+                    let _ = signals.wait();
+                    let _ = std::fs::remove_file(&path);
+                    if let Some(dir) = path.parent() {
+                        let _ = std::fs::remove_dir(dir);
+                    }
+                    std::process::exit(130);
+                });
+            } else {
+                thread::spawn(move || {
+                    let _ = signals.wait();
+                    std::process::exit(130);
+                });
+            }
             let echoed = Arc::new(AtomicU64::new(0));
             for conn in listener.incoming() {
                 let conn = conn?;
