@@ -73,9 +73,37 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
 
-    /// Any other operating-system error.
+    /// Memory for a message the peer is sending could not be allocated. The connection is
+    /// finished (later calls return `Disconnected`); the process and other connections go on.
+    #[error("out of memory: could not grow a receive buffer to {bytes} bytes")]
+    OutOfMemory {
+        /// The buffer size that could not be allocated.
+        bytes: usize,
+    },
+
+    /// Any other operating-system error. Where the call concerned a path, a segment name or
+    /// an address, the message says which (the [`io::ErrorKind`] is kept).
     #[error(transparent)]
     Io(io::Error),
+}
+
+impl Error {
+    /// An OS error about `what` (a path, a segment name, an address): the message names it
+    /// once, the kind is kept so callers can still match on [`io::ErrorKind`].
+    pub(crate) fn about(err: impl Into<io::Error>, what: impl std::fmt::Display) -> Error {
+        let err = err.into();
+        Error::Io(io::Error::new(err.kind(), format!("{what}: {err}")))
+    }
+}
+
+/// Grows `buf` to `len` bytes (zero-filled) without aborting when memory runs out: the
+/// allocation is sized by the caller from bytes that actually arrived.
+pub(crate) fn try_resize(buf: &mut Vec<u8>, len: usize) -> Result<()> {
+    if len > buf.len() {
+        buf.try_reserve(len - buf.len()).map_err(|_| Error::OutOfMemory { bytes: len })?;
+        buf.resize(len, 0);
+    }
+    Ok(())
 }
 
 /// The one place where I/O errors that mean "the peer is gone" become `Disconnected`.
@@ -113,6 +141,23 @@ mod tests {
         }
         assert!(matches!(Error::from(nix::errno::Errno::EPIPE), Error::Disconnected));
         assert!(matches!(Error::from(io::Error::from(io::ErrorKind::PermissionDenied)), Error::Io(_)));
+    }
+
+    #[test]
+    fn about_names_the_thing_once_and_keeps_the_kind() {
+        let err = Error::about(io::Error::from(io::ErrorKind::NotFound), "shared-memory segment \"x\"");
+        let Error::Io(io) = &err else { panic!("{err:?}") };
+        assert_eq!(io.kind(), io::ErrorKind::NotFound);
+        assert_eq!(err.to_string().matches("\"x\"").count(), 1, "{err}");
+    }
+
+    #[test]
+    fn try_resize_reports_impossible_sizes() {
+        let mut buf = Vec::new();
+        try_resize(&mut buf, 10).unwrap();
+        assert_eq!(buf, [0; 10]);
+        assert!(matches!(try_resize(&mut buf, usize::MAX), Err(Error::OutOfMemory { bytes: usize::MAX })));
+        assert_eq!(buf.len(), 10);
     }
 
     #[test]

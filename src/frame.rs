@@ -7,16 +7,33 @@
 //! reads into a 64 KiB buffer and serves every frame in it before reading again. Frames too
 //! big for that buffer are read straight into a body buffer that is handed to the caller by
 //! swapping `Vec`s, so no message is copied twice and warm buffers are never reallocated.
+//!
+//! Memory follows the bytes that arrived, never the length a peer announces: the body buffer
+//! starts at 64 KiB and doubles only as it fills, up to the announced length, so a peer that
+//! announces 60 MiB and sends ten bytes costs 64 KiB, and a frame of `n` bytes costs at most
+//! `2n`. Every growth is a `try_reserve`, so running out of memory is
+//! [`Error::OutOfMemory`] for that connection, not an abort.
 
 use std::io::{self, IoSlice};
 use std::mem;
 use std::time::Instant;
 
+use crate::error::{Error, Result, try_resize};
 use crate::stream::Stream;
-use crate::{Error, Result};
 
 /// Bytes in the length prefix.
 pub(crate) const PREFIX_LEN: usize = 4;
+
+/// The length prefix of a frame of `len` bytes (`len` is at most `u32::MAX`).
+pub(crate) fn encode_prefix(len: usize) -> [u8; PREFIX_LEN] {
+    debug_assert!(len <= u32::MAX as usize);
+    (len as u32).to_le_bytes()
+}
+
+/// The length a prefix announces.
+pub(crate) fn decode_prefix(prefix: [u8; PREFIX_LEN]) -> usize {
+    u32::from_le_bytes(prefix) as usize
+}
 
 /// The receive buffer's resting size.
 const READ_BUF: usize = 64 * 1024;
@@ -34,7 +51,7 @@ pub(crate) struct Framed<S> {
     /// A frame too big for `rbuf` whose body is being read into `body[..len]`.
     large: Option<Large>,
     /// Body buffer for large frames; its length is a high-water mark, so it is only zeroed
-    /// when it must grow.
+    /// when it must grow, and it grows only as bytes arrive (see [`Framed::body_room`]).
     body: Vec<u8>,
     /// The peer closed its sending side (seen while absorbing during `send`).
     read_eof: bool,
@@ -95,7 +112,7 @@ impl<S: Stream> Framed<S> {
         if self.broken || self.send_broken {
             return Err(Error::Disconnected);
         }
-        let prefix = (msg.len() as u32).to_le_bytes();
+        let prefix = encode_prefix(msg.len());
         let total = PREFIX_LEN + msg.len();
         let mut done = 0;
         while done < total {
@@ -145,8 +162,13 @@ impl<S: Stream> Framed<S> {
     fn absorb(&mut self) -> Result<()> {
         let result = match &mut self.large {
             Some(large) if large.filled < large.len => {
-                let r = self.io.read(&mut self.body[large.filled..large.len]);
-                if let Ok(n) = r {
+                let Large { len, filled } = *large;
+                let end = match body_room(&mut self.body, len, filled, 0) {
+                    Ok(end) => end,
+                    Err(e) => return Err(self.fail(e)),
+                };
+                let r = self.io.read(&mut self.body[filled..end]);
+                if let (Ok(n), Some(large)) = (&r, &mut self.large) {
                     large.filled += n;
                 }
                 r
@@ -158,7 +180,9 @@ impl<S: Stream> Framed<S> {
                 if self.end == self.rbuf.len() {
                     let cap = self.max.saturating_add(PREFIX_LEN).max(READ_BUF);
                     let grown = (self.rbuf.len() * 2).min(cap);
-                    self.rbuf.resize(grown, 0);
+                    if let Err(e) = try_resize(&mut self.rbuf, grown) {
+                        return Err(self.fail(e));
+                    }
                 }
                 let r = self.io.read(&mut self.rbuf[self.end..]);
                 if let Ok(n) = r {
@@ -184,22 +208,28 @@ impl<S: Stream> Framed<S> {
             return Err(Error::Disconnected);
         }
         loop {
-            if let Some(large) = &mut self.large {
+            if let Some(Large { len, mut filled }) = self.large {
                 // Bytes that arrived together with the prefix go first.
-                let n = (self.end - self.start).min(large.len - large.filled);
-                self.body[large.filled..large.filled + n].copy_from_slice(&self.rbuf[self.start..self.start + n]);
+                let n = (self.end - self.start).min(len - filled);
+                if let Err(e) = body_room(&mut self.body, len, filled, n) {
+                    return Err(self.fail(e));
+                }
+                self.body[filled..filled + n].copy_from_slice(&self.rbuf[self.start..self.start + n]);
                 self.start += n;
-                large.filled += n;
-                if large.filled == large.len {
-                    let len = large.len;
+                filled += n;
+                self.large = Some(Large { len, filled });
+                if filled == len {
                     self.large = None;
                     mem::swap(buf, &mut self.body);
                     buf.truncate(len);
                     self.reset_if_drained();
                     return Ok(len);
                 }
-                let (len, filled) = (large.len, large.filled);
-                let n = self.read_some(deadline, Some((len, filled)))?;
+                let end = match body_room(&mut self.body, len, filled, 0) {
+                    Ok(end) => end,
+                    Err(e) => return Err(self.fail(e)),
+                };
+                let n = self.read_some(deadline, Some((filled, end)))?;
                 if n == 0 {
                     return Err(
                         self.fail(Error::Truncated { expected: PREFIX_LEN + len, received: PREFIX_LEN + filled })
@@ -214,9 +244,9 @@ impl<S: Stream> Framed<S> {
             let avail = self.end - self.start;
             let mut need = PREFIX_LEN;
             if avail >= PREFIX_LEN {
-                let prefix: [u8; PREFIX_LEN] =
-                    self.rbuf[self.start..self.start + PREFIX_LEN].try_into().expect("4 bytes");
-                let len = u32::from_le_bytes(prefix) as usize;
+                let mut prefix = [0; PREFIX_LEN];
+                prefix.copy_from_slice(&self.rbuf[self.start..self.start + PREFIX_LEN]);
+                let len = decode_prefix(prefix);
                 if len > self.max {
                     return Err(self.fail(Error::FrameTooLarge { len: len as u64, max: self.max }));
                 }
@@ -229,10 +259,8 @@ impl<S: Stream> Framed<S> {
                     return Ok(len);
                 }
                 if PREFIX_LEN + len > READ_BUF {
+                    // Nothing is allocated for the announced length: see `body_room`.
                     self.start += PREFIX_LEN;
-                    if self.body.len() < len {
-                        self.body.resize(len, 0);
-                    }
                     self.large = Some(Large { len, filled: 0 });
                     continue;
                 }
@@ -252,7 +280,7 @@ impl<S: Stream> Framed<S> {
         }
     }
 
-    /// One read into the large body (`Some((len, filled))`) or the buffer tail; 0 at EOF.
+    /// One read into the large body (`Some((from, to))`) or the buffer tail; 0 at EOF.
     fn read_some(&mut self, deadline: Option<Instant>, large: Option<(usize, usize)>) -> Result<usize> {
         loop {
             if self.read_eof {
@@ -264,7 +292,7 @@ impl<S: Stream> Framed<S> {
                 return Err(Error::Timeout);
             }
             let result = match large {
-                Some((len, filled)) => self.io.read(&mut self.body[filled..len]),
+                Some((from, to)) => self.io.read(&mut self.body[from..to]),
                 None => self.io.read(&mut self.rbuf[self.end..]),
             };
             match result {
@@ -281,6 +309,11 @@ impl<S: Stream> Framed<S> {
                 Err(e) => return Err(self.fail(e.into())),
             }
         }
+    }
+
+    #[cfg(test)]
+    fn buffered_capacity(&self) -> usize {
+        self.rbuf.capacity() + self.body.capacity()
     }
 
     fn compact(&mut self) {
@@ -307,6 +340,21 @@ impl<S: Stream> Framed<S> {
     }
 }
 
+/// Makes room in a large frame's body buffer for `more` bytes after the `filled` that arrived,
+/// and returns where the next read may end.
+///
+/// The buffer grows with what arrived (doubling from `READ_BUF`), capped at the announced
+/// `len`: its size is never more than about twice the bytes received plus a constant, whatever
+/// the peer announced.
+fn body_room(body: &mut Vec<u8>, len: usize, filled: usize, more: usize) -> Result<usize> {
+    let want = len.min((filled + more).max(filled.saturating_mul(2)).max(READ_BUF));
+    if body.len() < want {
+        body.try_reserve_exact(want - body.len()).map_err(|_| Error::OutOfMemory { bytes: want })?;
+        body.resize(want, 0);
+    }
+    Ok(body.len().min(len))
+}
+
 /// Implements [`Transport`](crate::Transport) for a backend whose `framed` field is a
 /// `Framed`: the three kernel transports differ only in how they connect.
 macro_rules! impl_transport {
@@ -319,8 +367,7 @@ macro_rules! impl_transport {
                 self.framed.recv(buf, None)
             }
             fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: std::time::Duration) -> $crate::Result<usize> {
-                // A deadline too far away to represent is no deadline.
-                self.framed.recv(buf, std::time::Instant::now().checked_add(timeout))
+                self.framed.recv(buf, $crate::deadline::after(timeout))
             }
             fn kind(&self) -> $crate::Kind {
                 $kind
@@ -429,6 +476,38 @@ mod tests {
             assert!(f.body.capacity() == 0 && f.rbuf.len() == READ_BUF);
             assert!(matches!(f.recv(&mut Vec::new(), None), Err(Error::Disconnected)));
         }
+    }
+
+    #[test]
+    fn memory_follows_bytes_received_not_bytes_announced() {
+        // 60 MiB announced, 1,000 bytes sent, then nothing more for now.
+        let mut wire = (60u32 << 20).to_le_bytes().to_vec();
+        wire.extend_from_slice(&[5; 1000]);
+        let mut f = Framed::new(Mem::new(&wire, 1), 64 << 20);
+        f.io.open = true;
+        for _ in 0..3 {
+            assert!(matches!(f.recv(&mut Vec::new(), Some(Instant::now())), Err(Error::Timeout)));
+        }
+        assert!(f.buffered_capacity() <= 3 * READ_BUF, "{} bytes buffered for 1,004 received", f.buffered_capacity());
+        // As the bytes come, the buffer follows: about twice what arrived.
+        f.io.input.extend(std::iter::repeat_n(6, 3 << 20));
+        f.io.chunk = 1 << 16;
+        assert!(matches!(f.recv(&mut Vec::new(), Some(Instant::now())), Err(Error::Timeout)));
+        let received = 1000 + (3 << 20);
+        assert!(f.body.capacity() <= 2 * received + READ_BUF, "{} for {received}", f.body.capacity());
+        // The whole frame still arrives intact.
+        f.io.input.extend(std::iter::repeat_n(7, (60 << 20) - received));
+        let mut buf = Vec::new();
+        assert_eq!(f.recv(&mut buf, Some(Instant::now())).unwrap(), 60 << 20);
+        assert_eq!((buf[999], buf[1000], buf[received]), (5, 6, 7));
+    }
+
+    #[test]
+    fn failed_allocation_is_an_error_for_the_connection() {
+        let mut body = Vec::new();
+        assert!(matches!(body_room(&mut body, usize::MAX, usize::MAX / 2, 0), Err(Error::OutOfMemory { .. })));
+        assert_eq!(body_room(&mut body, 100_000, 0, 10).unwrap(), READ_BUF);
+        assert_eq!(body_room(&mut body, 100_000, READ_BUF, 0).unwrap(), 100_000);
     }
 
     #[test]

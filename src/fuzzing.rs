@@ -9,7 +9,14 @@ use std::io::{self, IoSlice};
 use std::time::Instant;
 
 use crate::frame::Framed;
+use crate::shm::ShmTransport;
 use crate::stream::{Ready, Stream};
+
+/// The address and length of the shared mapping behind `transport`, so a test can scribble on
+/// exactly that segment (and not another test's) to check that corruption gives errors.
+pub fn shm_mapping(transport: &ShmTransport) -> (usize, usize) {
+    transport.mapping()
+}
 
 /// A stream over a byte slice that returns at most `chunk` bytes per read, then end of stream.
 struct SliceStream {

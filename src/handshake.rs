@@ -9,9 +9,10 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::frame::Framed;
+use crate::deadline;
+use crate::error::{Error, Result};
+use crate::frame::{self, Framed, PREFIX_LEN};
 use crate::stream::Stream;
-use crate::{Error, Result};
 
 /// The wire protocol version this build speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -147,6 +148,14 @@ pub(crate) fn encode_reply(status: Status) -> [u8; REPLY_LEN] {
     [m0, m1, m2, m3, v[0], v[1], status as u8, 0]
 }
 
+/// A whole reply frame (prefix and payload), as the server writes it.
+pub(crate) fn reply_frame(status: Status) -> [u8; PREFIX_LEN + REPLY_LEN] {
+    let mut out = [0; PREFIX_LEN + REPLY_LEN];
+    out[..PREFIX_LEN].copy_from_slice(&frame::encode_prefix(REPLY_LEN));
+    out[PREFIX_LEN..].copy_from_slice(&encode_reply(status));
+    out
+}
+
 /// Parses the server's reply: `Ok` only for an accepting reply of this protocol.
 pub(crate) fn parse_reply(payload: &[u8]) -> Result<()> {
     if payload.len() != REPLY_LEN || payload[..4] != REPLY_MAGIC {
@@ -188,7 +197,7 @@ pub(crate) fn client<S: Stream>(framed: &mut Framed<S>, token: Option<&Token>, t
 fn client_exchange<S: Stream>(framed: &mut Framed<S>, token: Option<&Token>, timeout: Duration) -> Result<()> {
     framed.send_frame(&encode_hello(token))?;
     let mut reply = Vec::with_capacity(REPLY_LEN);
-    match framed.recv(&mut reply, Some(Instant::now() + timeout)) {
+    match framed.recv(&mut reply, deadline::after(timeout)) {
         Ok(_) => parse_reply(&reply),
         Err(Error::Disconnected) => {
             Err(Error::Handshake("the server closed the connection during the handshake".into()))
@@ -198,6 +207,39 @@ fn client_exchange<S: Stream>(framed: &mut Framed<S>, token: Option<&Token>, tim
             Err(Error::Handshake("the server's reply is not a switchboard reply".into()))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// The server's side over a stream that needs no reply (a spawned child's pipe): waits until
+/// `deadline` for the child's hello and checks its version and token.
+///
+/// Returns `Ok(false)` if the deadline passed first (the caller decides whether to wait more).
+pub(crate) fn expect_hello<S: Stream>(
+    framed: &mut Framed<S>,
+    token: &Token,
+    deadline: Option<Instant>,
+) -> Result<bool> {
+    let user_max = framed.max_message_size();
+    framed.set_max_message_size(HELLO_MAX);
+    let mut hello = Vec::with_capacity(HELLO_MAX);
+    let result = framed.recv(&mut hello, deadline);
+    framed.set_max_message_size(user_max);
+    match result {
+        Ok(_) => {}
+        Err(Error::Timeout) => return Ok(false),
+        Err(Error::Disconnected) => {
+            return Err(Error::Handshake("the child closed its connection before saying hello".into()));
+        }
+        Err(Error::FrameTooLarge { .. } | Error::Truncated { .. }) => {
+            return Err(Error::Handshake("the child's hello is not a switchboard hello".into()));
+        }
+        Err(e) => return Err(e),
+    }
+    match parse_hello(&hello) {
+        Ok(Hello { token: Some(t), .. }) if token.ct_eq(&t) => Ok(true),
+        Ok(_) => Err(Error::Handshake("the child presented a wrong token".into())),
+        Err(Status::BadVersion) => Err(Error::Handshake("the child speaks another protocol version".into())),
+        Err(_) => Err(Error::Handshake("the child's hello is not a switchboard hello".into())),
     }
 }
 

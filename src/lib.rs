@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod deadline;
 mod error;
 mod frame;
 #[doc(hidden)]

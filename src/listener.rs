@@ -4,27 +4,44 @@
 //! Handshakes run inside `accept` as a small `ppoll(2)` loop over the listening socket and
 //! every connection still handshaking, each with its own deadline: a client that sends
 //! garbage or nothing at all is refused or timed out without delaying anyone else.
+//!
+//! Overload is part of the design. Half-open connections are capped well below the file
+//! descriptor limit (`getrlimit(RLIMIT_NOFILE)`); past the cap, a connection that has sent
+//! nothing is shed first, so a flood of idle or connect-and-close clients cannot crowd out
+//! clients that say hello at once (every new connection is read as soon as it is accepted).
+//! When `accept(2)` fails for lack of descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`,
+//! `ENOMEM`), the listener sheds a silent connection if it has one, and otherwise stops
+//! polling the listening socket for a few milliseconds (backing off up to 200 ms) instead of
+//! spinning on a socket that stays readable; those errors never end an `accept` loop.
 
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::mem;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::net::{SocketAddr as UnixSocketAddr, UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, ppoll};
 use nix::sys::time::TimeSpec;
 
-use crate::frame::PREFIX_LEN;
+use crate::deadline;
+use crate::error::{Error, Result};
+use crate::frame::{self, PREFIX_LEN};
 use crate::handshake::{self, HELLO_MAX, Status, Token};
-use crate::{Error, Options, Result, TcpTransport, Transport, UnixTransport};
+use crate::tcp::TcpTransport;
+use crate::transport::{Options, Transport};
+use crate::unix::UnixTransport;
 
-/// Where a [`Listener`] listens: `tcp:HOST:PORT` or `unix:PATH`.
+/// Where a [`Listener`] listens: `tcp:HOST:PORT`, `unix:PATH`, or `unix:@NAME` for a Linux
+/// abstract socket (no file; what [`Listener::bind_unix_private`] uses).
 ///
 /// # Examples
 /// ```
@@ -34,14 +51,20 @@ use crate::{Error, Options, Result, TcpTransport, Transport, UnixTransport};
 /// assert_eq!(addr.to_string(), "tcp:127.0.0.1:4000");
 /// let addr: Address = "unix:/run/user/1000/app.sock".parse()?;
 /// assert!(matches!(addr, Address::Unix(_)));
+/// let addr: Address = "unix:@my-service".parse()?;
+/// assert_eq!(addr, Address::UnixAbstract("my-service".into()));
 /// # Ok::<(), switchboard::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Address {
     /// A TCP socket address.
     Tcp(SocketAddr),
     /// A Unix socket path.
     Unix(PathBuf),
+    /// A name in Linux's abstract Unix socket namespace (`unix(7)`): no file exists, so nothing
+    /// is left behind when the listener dies. Written `unix:@NAME`.
+    UnixAbstract(String),
 }
 
 impl fmt::Display for Address {
@@ -49,6 +72,7 @@ impl fmt::Display for Address {
         match self {
             Address::Tcp(addr) => write!(f, "tcp:{addr}"),
             Address::Unix(path) => write!(f, "unix:{}", path.display()),
+            Address::UnixAbstract(name) => write!(f, "unix:@{name}"),
         }
     }
 }
@@ -60,6 +84,11 @@ impl FromStr for Address {
         if let Some(addr) = s.strip_prefix("tcp:") {
             let addr = addr.parse().map_err(|_| Error::Config(format!("{addr:?} is not a socket address")))?;
             Ok(Address::Tcp(addr))
+        } else if let Some(name) = s.strip_prefix("unix:@") {
+            if name.is_empty() || name.len() > 100 {
+                return Err(Error::Config(format!("abstract socket name {name:?} must be 1 to 100 bytes")));
+            }
+            Ok(Address::UnixAbstract(name.to_owned()))
         } else if let Some(path) = s.strip_prefix("unix:").filter(|p| !p.is_empty()) {
             Ok(Address::Unix(PathBuf::from(path)))
         } else {
@@ -95,9 +124,21 @@ impl FromStr for Address {
 /// # Ok::<(), switchboard::Error>(())
 /// ```
 pub fn connect(addr: &Address, options: &Options) -> Result<Box<dyn Transport>> {
+    connect_with(addr, options, None)
+}
+
+/// [`connect`], presenting `token` in the hello (a spawned child connecting to its parent).
+pub(crate) fn connect_with(addr: &Address, options: &Options, token: Option<&Token>) -> Result<Box<dyn Transport>> {
     Ok(match addr {
-        Address::Tcp(addr) => Box::new(TcpTransport::connect(*addr, options)?),
-        Address::Unix(path) => Box::new(UnixTransport::connect(path, options)?),
+        Address::Tcp(addr) => Box::new(TcpTransport::connect_with(*addr, options, token)?),
+        Address::Unix(path) => {
+            let sockaddr = UnixSocketAddr::from_pathname(path).map_err(|e| Error::about(e, addr))?;
+            Box::new(UnixTransport::connect_with(&sockaddr, addr, options, token)?)
+        }
+        Address::UnixAbstract(name) => {
+            let sockaddr = UnixSocketAddr::from_abstract_name(name).map_err(|e| Error::about(e, addr))?;
+            Box::new(UnixTransport::connect_with(&sockaddr, addr, options, token)?)
+        }
     })
 }
 
@@ -108,8 +149,31 @@ pub fn connect(addr: &Address, options: &Options) -> Result<Box<dyn Transport>> 
 /// refusal, closed and counted in [`refused`](Listener::refused); they never surface as
 /// errors from `accept`, so one bad client cannot stop a server loop.
 ///
-/// Dropping a unix listener removes its socket file (and the private directory of
-/// [`bind_unix_private`](Listener::bind_unix_private)). Connections already accepted live on.
+/// Under overload (a flood of connections, idle clients, no file descriptors left) it sheds
+/// connections that have not said anything and backs off rather than spin; see the module
+/// docs. `accept` returns an error only if the listening socket itself fails, so a loop over
+/// [`incoming`](Listener::incoming) that stops at the first error is safe.
+///
+/// Dropping a unix listener removes its socket file. A listener from
+/// [`bind_unix_private`](Listener::bind_unix_private) has no file at all, so nothing is left
+/// behind even if the process is killed. Connections already accepted live on.
+///
+/// # Examples
+/// ```
+/// use switchboard::{Listener, Options, Transport, connect};
+///
+/// let listener = Listener::bind_unix_private(&Options::new())?;
+/// let addr = listener.local_addr().clone();
+/// // connect waits for the server's answer: run it beside accept.
+/// let client = std::thread::spawn(move || connect(&addr, &Options::new()));
+/// let mut server_side = listener.accept()?;
+/// let mut client = client.join().expect("client thread")?;
+/// client.send(b"hello")?;
+/// let mut buf = Vec::new();
+/// server_side.recv(&mut buf)?;
+/// assert_eq!(buf, b"hello");
+/// # Ok::<(), switchboard::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Listener {
     socket: Socket,
@@ -118,8 +182,18 @@ pub struct Listener {
     address: Address,
     options: Options,
     token: Option<Token>,
-    pending: Mutex<Vec<Pending>>,
+    state: Mutex<Accepting>,
     refused: AtomicU64,
+}
+
+/// The handshakes in progress and the back-off state, shared by concurrent `accept` calls.
+#[derive(Debug, Default)]
+struct Accepting {
+    /// Oldest first.
+    pending: Vec<Pending>,
+    /// While set and in the future, the listening socket is not polled (out of descriptors).
+    backoff_until: Option<Instant>,
+    backoff: Duration,
 }
 
 #[derive(Debug)]
@@ -132,9 +206,21 @@ enum Socket {
 #[derive(Debug)]
 struct Pending {
     conn: Conn,
+    /// The bytes of the hello frame so far; empty while the client has said nothing.
     hello: Vec<u8>,
-    deadline: Instant,
+    deadline: Option<Instant>,
+    /// To be read in this round: `poll` said so, or it was just accepted (a client that sent
+    /// its hello with its connect is served at once, one that closed is gone at once).
+    readable: bool,
 }
+
+/// The first pause after `accept` failed for lack of resources; doubles up to [`BACKOFF_MAX`].
+const BACKOFF_MIN: Duration = Duration::from_millis(5);
+const BACKOFF_MAX: Duration = Duration::from_millis(200);
+
+/// At most this many connections are taken from the backlog per round, so that a flood
+/// cannot keep the loop from reading the hellos it already has.
+const ACCEPT_BATCH: usize = 64;
 
 #[derive(Debug)]
 enum Conn {
@@ -159,9 +245,7 @@ impl Conn {
 
     /// Best effort: the socket is new and non-blocking, so 12 bytes fit or the peer is gone.
     fn refuse(mut self, status: Status) {
-        let mut frame = [0u8; PREFIX_LEN + handshake::REPLY_LEN];
-        frame[..PREFIX_LEN].copy_from_slice(&(handshake::REPLY_LEN as u32).to_le_bytes());
-        frame[PREFIX_LEN..].copy_from_slice(&handshake::encode_reply(status));
+        let frame = handshake::reply_frame(status);
         let _ = match &mut self {
             Conn::Tcp(s) => s.write(&frame),
             Conn::Unix(s) => s.write(&frame),
@@ -174,18 +258,27 @@ enum Progress {
     More,
     Hello(Option<[u8; handshake::TOKEN_LEN]>),
     Refuse(Status),
+    /// The client closed or reset the connection: nobody to answer.
+    Gone,
 }
 
 impl Listener {
-    /// Binds to `addr`: a TCP address (port 0 picks a free port) or a Unix socket path, which
-    /// must not exist yet.
+    /// Binds to `addr`: a TCP address (port 0 picks a free port), a Unix socket path, or an
+    /// abstract Unix name.
+    ///
+    /// A socket file left at `path` by a server that died (nobody accepts connections on it
+    /// any more) is removed and the path reused; a path where a server still listens, or
+    /// that is not a socket, is refused.
     ///
     /// # Errors
-    /// [`Error::Io`] if the address is taken or not allowed.
+    /// [`Error::Io`] naming the address if it is taken (`AddrInUse`) or not allowed;
+    /// [`Error::Config`] for invalid options.
     pub fn bind(addr: &Address, options: &Options) -> Result<Self> {
+        options.check()?;
         match addr {
-            Address::Tcp(addr) => Self::from_tcp(TcpListener::bind(addr)?, options),
-            Address::Unix(path) => Self::bind_unix_at(path.clone(), None, options),
+            Address::Tcp(sock) => Self::from_tcp(TcpListener::bind(sock).map_err(|e| Error::about(e, addr))?, options),
+            Address::Unix(path) => Self::bind_unix_path(path, options),
+            Address::UnixAbstract(name) => Self::bind_abstract(name, options),
         }
     }
 
@@ -194,18 +287,36 @@ impl Listener {
     /// # Errors
     /// [`Error::Io`] if no socket can be bound.
     pub fn bind_tcp(options: &Options) -> Result<Self> {
-        Self::from_tcp(TcpListener::bind(SocketAddr::new(options.tcp_bind_ip, 0))?, options)
+        options.check()?;
+        let addr = SocketAddr::new(options.tcp_bind_ip, 0);
+        Self::from_tcp(TcpListener::bind(addr).map_err(|e| Error::about(e, Address::Tcp(addr)))?, options)
     }
 
-    /// Binds a Unix socket inside a new private directory (mode 0700) under
-    /// `$XDG_RUNTIME_DIR` or the temporary directory, named after this process and a counter.
+    /// Binds a Unix socket under a fresh, unguessable name in Linux's abstract namespace
+    /// (`unix:@switchboard-PID-N-RANDOM`).
+    ///
+    /// An abstract socket has no file: it disappears with the listening socket, so a server
+    /// that is killed leaves nothing behind. Access is checked on every connection instead
+    /// of by directory permissions: peers of other users are refused (`SO_PEERCRED`) unless
+    /// [`Options::allow_other_users`] is set.
     ///
     /// # Errors
-    /// [`Error::Io`] if the directory or socket cannot be created.
+    /// [`Error::Io`] if the socket cannot be created.
+    ///
+    /// # Platform-specific behavior
+    /// Abstract sockets exist on Linux only, and are scoped to the network namespace.
     pub fn bind_unix_private(options: &Options) -> Result<Self> {
-        let dir = private_dir()?;
-        let path = dir.join("sock");
-        Self::bind_unix_at(path, Some(dir), options)
+        options.check()?;
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let mut nonce = [0u8; 8];
+        handshake::random_bytes(&mut nonce)?;
+        let name = format!(
+            "switchboard-{}-{}-{:016x}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            u64::from_ne_bytes(nonce)
+        );
+        Self::bind_abstract(&name, options)
     }
 
     fn from_tcp(listener: TcpListener, options: &Options) -> Result<Self> {
@@ -214,18 +325,25 @@ impl Listener {
         Ok(Self::new(Socket::Tcp(listener), None, address, options))
     }
 
-    fn bind_unix_at(path: PathBuf, dir: Option<PathBuf>, options: &Options) -> Result<Self> {
-        let cleanup_dir = |e: io::Error| {
-            if let Some(dir) = &dir {
-                let _ = std::fs::remove_dir(dir);
-            }
-            Error::from(e)
-        };
-        let listener = UnixListener::bind(&path).map_err(cleanup_dir)?;
-        let meta = std::fs::symlink_metadata(&path)?;
-        let file = SocketFile { path: path.clone(), dev: meta.dev(), ino: meta.ino(), dir };
+    fn bind_abstract(name: &str, options: &Options) -> Result<Self> {
+        let address = Address::UnixAbstract(name.to_owned());
+        let sockaddr = UnixSocketAddr::from_abstract_name(name).map_err(|e| Error::about(e, &address))?;
+        let listener = UnixListener::bind_addr(&sockaddr).map_err(|e| Error::about(e, &address))?;
         listener.set_nonblocking(true)?;
-        Ok(Self::new(Socket::Unix(listener), Some(file), Address::Unix(path), options))
+        Ok(Self::new(Socket::Unix(listener), None, address, options))
+    }
+
+    fn bind_unix_path(path: &Path, options: &Options) -> Result<Self> {
+        let address = Address::Unix(path.to_owned());
+        let listener = match UnixListener::bind(path) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && reclaim_stale_socket(path) => UnixListener::bind(path),
+            other => other,
+        }
+        .map_err(|e| Error::about(e, &address))?;
+        let meta = std::fs::symlink_metadata(path).map_err(|e| Error::about(e, &address))?;
+        let file = SocketFile { path: path.to_owned(), dev: meta.dev(), ino: meta.ino() };
+        listener.set_nonblocking(true)?;
+        Ok(Self::new(Socket::Unix(listener), Some(file), address, options))
     }
 
     fn new(socket: Socket, socket_file: Option<SocketFile>, address: Address, options: &Options) -> Self {
@@ -235,7 +353,7 @@ impl Listener {
             address,
             options: options.clone(),
             token: None,
-            pending: Mutex::new(Vec::new()),
+            state: Mutex::new(Accepting::default()),
             refused: AtomicU64::new(0),
         }
     }
@@ -259,8 +377,10 @@ impl Listener {
     /// Waits for the next client that completes the handshake.
     ///
     /// # Errors
-    /// [`Error::Io`] if the listening socket fails (for example, out of file descriptors).
-    /// Clients that fail the handshake are not errors; see [`refused`](Listener::refused).
+    /// [`Error::Io`] if the listening socket itself fails. Clients that fail the handshake
+    /// are not errors (see [`refused`](Listener::refused)), and neither is running out of
+    /// file descriptors or memory: the listener sheds idle connections, backs off, and goes on
+    /// serving as soon as resources free.
     pub fn accept(&self) -> Result<Box<dyn Transport>> {
         self.accept_until(None)
     }
@@ -271,7 +391,7 @@ impl Listener {
     /// [`Error::Timeout`] if no client completed the handshake in time, otherwise as
     /// [`accept`](Listener::accept).
     pub fn accept_timeout(&self, timeout: Duration) -> Result<Box<dyn Transport>> {
-        self.accept_until(Instant::now().checked_add(timeout))
+        self.accept_until(deadline::after(timeout))
     }
 
     /// An endless iterator over [`accept`](Listener::accept).
@@ -280,25 +400,38 @@ impl Listener {
     }
 
     pub(crate) fn accept_until(&self, deadline: Option<Instant>) -> Result<Box<dyn Transport>> {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = &mut *state;
         loop {
             let now = Instant::now();
-            let before = pending.len();
-            pending.retain(|p| p.deadline > now);
-            self.refused.fetch_add((before - pending.len()) as u64, Ordering::Relaxed);
+            let before = state.pending.len();
+            state.pending.retain(|p| p.deadline.is_none_or(|d| d > now));
+            self.refused.fetch_add((before - state.pending.len()) as u64, Ordering::Relaxed);
+            let listen = state.backoff_until.is_none_or(|t| now >= t);
 
-            let wake = pending.iter().map(|p| p.deadline).chain(deadline).min();
-            let (listen_ready, ready) = self.poll(&pending, wake)?;
+            let wake = state.pending.iter().filter_map(|p| p.deadline).min();
+            let wake = deadline::earliest(deadline::earliest(wake, deadline), state.backoff_until.filter(|_| !listen));
+            let (listen_ready, ready) = self.poll(listen, &state.pending, wake)?;
+            for (p, ready) in state.pending.iter_mut().zip(ready) {
+                p.readable = ready;
+            }
+            if listen_ready {
+                self.accept_new(state)?;
+            }
 
-            for i in (0..pending.len()).rev() {
-                if !ready.get(i).copied().unwrap_or(false) {
+            for i in (0..state.pending.len()).rev() {
+                if !mem::take(&mut state.pending[i].readable) {
                     continue;
                 }
-                match read_hello(&mut pending[i]) {
+                match read_hello(&mut state.pending[i]) {
                     Progress::More => {}
-                    Progress::Refuse(status) => self.refuse(pending.swap_remove(i).conn, status),
+                    Progress::Gone => {
+                        state.pending.remove(i);
+                        self.refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Progress::Refuse(status) => self.refuse(state.pending.remove(i).conn, status),
                     Progress::Hello(token) => {
-                        let conn = pending.swap_remove(i).conn;
+                        let conn = state.pending.remove(i).conn;
                         if let Some(expected) = &self.token
                             && !token.is_some_and(|t| expected.ct_eq(&t))
                         {
@@ -314,49 +447,61 @@ impl Listener {
                 }
             }
 
-            if listen_ready {
-                self.accept_new(&mut pending)?;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if deadline::passed(deadline) {
                 return Err(Error::Timeout);
             }
         }
     }
 
-    fn poll(&self, pending: &[Pending], wake: Option<Instant>) -> Result<(bool, Vec<bool>)> {
+    /// Polls the listening socket (if `listen`) and every pending connection until `wake`.
+    fn poll(&self, listen: bool, pending: &[Pending], wake: Option<Instant>) -> Result<(bool, Vec<bool>)> {
         let listen_fd = match &self.socket {
             Socket::Tcp(l) => l.as_fd(),
             Socket::Unix(l) => l.as_fd(),
         };
-        let mut fds: Vec<PollFd<'_>> = std::iter::once(listen_fd)
-            .chain(pending.iter().map(|p| p.conn.fd()))
-            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+        let listen_flags = if listen { PollFlags::POLLIN } else { PollFlags::empty() };
+        let mut fds: Vec<PollFd<'_>> = std::iter::once(PollFd::new(listen_fd, listen_flags))
+            .chain(pending.iter().map(|p| PollFd::new(p.conn.fd(), PollFlags::POLLIN)))
             .collect();
         let timeout = wake.map(|w| TimeSpec::from_duration(w.saturating_duration_since(Instant::now())));
         match ppoll(&mut fds, timeout, None) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
         }
         let ready: Vec<bool> = fds.iter().map(|fd| fd.revents().is_some_and(|r| !r.is_empty())).collect();
         Ok((ready[0], ready[1..].to_vec()))
     }
 
-    /// Takes every connection waiting in the backlog into the pending set.
-    fn accept_new(&self, pending: &mut Vec<Pending>) -> Result<()> {
-        /// Beyond this many half-open handshakes the oldest are dropped.
-        const MAX_PENDING: usize = 1024;
-        loop {
+    /// Takes up to [`ACCEPT_BATCH`] connections from the backlog into the pending set,
+    /// shedding silent connections past the cap or when descriptors run out.
+    fn accept_new(&self, state: &mut Accepting) -> Result<()> {
+        let cap = max_pending();
+        for _ in 0..ACCEPT_BATCH {
             let conn = match &self.socket {
                 Socket::Tcp(l) => l.accept().map(|(s, _)| Conn::Tcp(s)),
                 Socket::Unix(l) => l.accept().map(|(s, _)| Conn::Unix(s)),
             };
             let conn = match conn {
                 Ok(conn) => conn,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                // The client gave up before we accepted it.
-                Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted) => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => match classify_accept_error(&e) {
+                    AcceptError::Retry => continue,
+                    AcceptError::Exhausted => {
+                        // Free a descriptor held by a client that said nothing, and try
+                        // again; with none to shed, stop polling the listener for a while
+                        // rather than spin on it (it stays readable until we accept).
+                        if self.shed_one(state) {
+                            continue;
+                        }
+                        state.backoff = (state.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                        state.backoff_until = deadline::after(state.backoff);
+                        return Ok(());
+                    }
+                    AcceptError::Fatal => return Err(Error::about(e, &self.address)),
+                },
             };
+            state.backoff = Duration::ZERO;
+            state.backoff_until = None;
             let nonblocking = match &conn {
                 Conn::Tcp(s) => s.set_nonblocking(true),
                 Conn::Unix(s) => s.set_nonblocking(true),
@@ -373,13 +518,30 @@ impl Listener {
                     continue;
                 }
             }
-            if pending.len() >= MAX_PENDING {
-                pending.remove(0);
-                self.refused.fetch_add(1, Ordering::Relaxed);
+            if state.pending.len() >= cap {
+                self.shed_one(state);
             }
-            let deadline = Instant::now() + self.options.handshake_timeout;
-            pending.push(Pending { conn, hello: Vec::with_capacity(PREFIX_LEN + HELLO_MAX), deadline });
+            let deadline = deadline::after(self.options.handshake_timeout);
+            state.pending.push(Pending {
+                conn,
+                hello: Vec::with_capacity(PREFIX_LEN + HELLO_MAX),
+                deadline,
+                readable: true,
+            });
         }
+        Ok(())
+    }
+
+    /// Drops one half-open connection to make room: the oldest that has sent nothing, else
+    /// the oldest. Returns whether there was one.
+    fn shed_one(&self, state: &mut Accepting) -> bool {
+        if state.pending.is_empty() {
+            return false;
+        }
+        let victim = state.pending.iter().position(|p| p.hello.is_empty()).unwrap_or(0);
+        state.pending.remove(victim);
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     fn refuse(&self, conn: Conn, status: Status) {
@@ -405,12 +567,69 @@ impl Listener {
     }
 }
 
+/// How `accept(2)` failed.
+enum AcceptError {
+    /// This connection failed (the client gave up, or a network error was passed on): try
+    /// the next one (`accept(2)`: "treat them like EAGAIN by retrying").
+    Retry,
+    /// Out of file descriptors or kernel memory: shed or back off.
+    Exhausted,
+    /// The listening socket itself is broken.
+    Fatal,
+}
+
+fn classify_accept_error(err: &io::Error) -> AcceptError {
+    let errno = err.raw_os_error().map(Errno::from_raw);
+    match errno {
+        Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM) => AcceptError::Exhausted,
+        Some(
+            Errno::EINTR
+            | Errno::ECONNABORTED
+            | Errno::EPROTO
+            | Errno::EPERM
+            | Errno::ENETDOWN
+            | Errno::ENOPROTOOPT
+            | Errno::EHOSTDOWN
+            | Errno::ENONET
+            | Errno::EHOSTUNREACH
+            | Errno::EOPNOTSUPP
+            | Errno::ENETUNREACH
+            | Errno::ETIMEDOUT,
+        ) => AcceptError::Retry,
+        _ => AcceptError::Fatal,
+    }
+}
+
+/// How many connections may be handshaking at once: a quarter of the soft file descriptor
+/// limit, between 16 and 1024, so that half-open connections alone never exhaust the
+/// process's descriptors.
+fn max_pending() -> usize {
+    let soft =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft / 4).unwrap_or(usize::MAX).clamp(16, 1024)
+}
+
+/// Whether the socket file at `path` is stale (a socket nobody accepts on: connecting is
+/// refused) and was removed. A live socket, a file that is not a socket, or any doubt: false.
+fn reclaim_stale_socket(path: &Path) -> bool {
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    if !is_socket {
+        return false;
+    }
+    match UnixStream::connect(path) {
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path).is_ok(),
+        _ => false,
+    }
+}
+
 /// Reads what has arrived of a hello frame, never past its end.
 fn read_hello(p: &mut Pending) -> Progress {
     let want = if p.hello.len() < PREFIX_LEN {
         PREFIX_LEN
     } else {
-        let len = u32::from_le_bytes(p.hello[..PREFIX_LEN].try_into().expect("4 bytes")) as usize;
+        let mut prefix = [0; PREFIX_LEN];
+        prefix.copy_from_slice(&p.hello[..PREFIX_LEN]);
+        let len = frame::decode_prefix(prefix);
         if !handshake::hello_len_ok(len) {
             return Progress::Refuse(Status::Malformed);
         }
@@ -419,10 +638,11 @@ fn read_hello(p: &mut Pending) -> Progress {
     let mut chunk = [0u8; PREFIX_LEN + HELLO_MAX];
     let have = p.hello.len();
     match p.conn.read(&mut chunk[..want - have]) {
+        Ok(0) if have == 0 => return Progress::Gone,
         Ok(0) => return Progress::Refuse(Status::Malformed),
         Ok(n) => p.hello.extend_from_slice(&chunk[..n]),
         Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => return Progress::More,
-        Err(_) => return Progress::Refuse(Status::Malformed),
+        Err(_) => return Progress::Gone,
     }
     if p.hello.len() < want || want == PREFIX_LEN {
         // Either more of this part is due, or the prefix just completed: check it next round
@@ -441,7 +661,6 @@ struct SocketFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
-    dir: Option<PathBuf>,
 }
 
 impl Drop for SocketFile {
@@ -449,28 +668,5 @@ impl Drop for SocketFile {
         if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino) {
             let _ = std::fs::remove_file(&self.path);
         }
-        if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_dir(dir);
-        }
     }
-}
-
-/// Creates a fresh owner-only directory; `create` fails rather than reuse an existing one.
-fn private_dir() -> Result<PathBuf> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute() && p.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
-    let mut nonce = [0u8; 4];
-    handshake::random_bytes(&mut nonce)?;
-    let name = format!(
-        "switchboard-{}-{}-{:08x}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        u32::from_ne_bytes(nonce)
-    );
-    let dir = base.join(name);
-    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-    Ok(dir)
 }

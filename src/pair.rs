@@ -1,6 +1,12 @@
 //! Two connected endpoints of any transport in one process, for tests and threads.
 
-use crate::{Kind, Listener, Options, PipeTransport, Result, TcpTransport, Transport, UnixTransport};
+use crate::error::{Error, Result};
+use crate::listener::{Address, Listener};
+use crate::pipe::PipeTransport;
+use crate::shm::ShmTransport;
+use crate::tcp::TcpTransport;
+use crate::transport::{Kind, Options, Transport};
+use crate::unix::UnixTransport;
 
 /// Two connected endpoints of the `kind` transport in this process.
 ///
@@ -8,7 +14,8 @@ use crate::{Kind, Listener, Options, PipeTransport, Result, TcpTransport, Transp
 /// `socketpair(2)`, pipe through two pipes, shm through one anonymous shared mapping.
 ///
 /// # Errors
-/// [`Error::Io`](crate::Error::Io) if the sockets, pipes or mapping cannot be created.
+/// [`Error::Io`](crate::Error::Io) if the sockets, pipes, mapping or (for tcp) the connecting
+/// thread cannot be created; [`Error::Config`](crate::Error::Config) for invalid options.
 ///
 /// # Examples
 /// ```
@@ -27,18 +34,25 @@ pub fn pair(kind: Kind, options: &Options) -> Result<(Box<dyn Transport>, Box<dy
     fn boxed<T: Transport + 'static>((a, b): (T, T)) -> (Box<dyn Transport>, Box<dyn Transport>) {
         (Box::new(a), Box::new(b))
     }
+    options.check()?;
     Ok(match kind {
         Kind::Tcp => {
             let listener = Listener::bind_tcp(options)?;
-            let crate::Address::Tcp(addr) = *listener.local_addr() else { unreachable!("tcp listener") };
+            let Address::Tcp(addr) = *listener.local_addr() else {
+                return Err(Error::Config("a tcp listener reported a non-tcp address".into()));
+            };
             let options2 = options.clone();
-            let client = std::thread::spawn(move || TcpTransport::connect(addr, &options2));
+            let client = std::thread::Builder::new()
+                .name("switchboard-pair".into())
+                .spawn(move || TcpTransport::connect(addr, &options2))?;
             let server = listener.accept_timeout(options.handshake_timeout);
-            let client = client.join().expect("connect thread panicked")?;
+            let client = client
+                .join()
+                .map_err(|_| Error::Handshake("the connecting thread of pair(Kind::Tcp) panicked".into()))??;
             (server?, Box::new(client) as Box<dyn Transport>)
         }
         Kind::Unix => boxed(UnixTransport::pair(options)?),
         Kind::Pipe => boxed(PipeTransport::pair(options)?),
-        Kind::Shm => boxed(crate::ShmTransport::pair(options)?),
+        Kind::Shm => boxed(ShmTransport::pair(options)?),
     })
 }

@@ -9,9 +9,13 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use std::time::Instant;
+
+use crate::error::Result;
 use crate::frame::Framed;
+use crate::handshake::{self, Token};
 use crate::stream::FdStream;
-use crate::{Kind, Options, Result};
+use crate::transport::{Kind, Options};
 
 /// One end of a pair of pipes.
 ///
@@ -64,7 +68,18 @@ impl PipeTransport {
 
     /// An endpoint from the read end of one pipe and the write end of the other.
     pub(crate) fn from_fds(read: OwnedFd, write: OwnedFd, options: &Options) -> Result<Self> {
+        options.check()?;
         Ok(PipeTransport { framed: Framed::new(FdStream::pipes(read, write)?, options.max_message_size) })
+    }
+
+    /// The child's side of the spawn handshake: a hello frame with the parent's token.
+    pub(crate) fn send_hello(&mut self, token: &Token) -> Result<()> {
+        self.framed.send_frame(&handshake::encode_hello(Some(token)))
+    }
+
+    /// The parent's side: the child's hello, checked, by `deadline` (`Ok(false)` if not yet).
+    pub(crate) fn expect_hello(&mut self, token: &Token, deadline: Option<Instant>) -> Result<bool> {
+        handshake::expect_hello(&mut self.framed, token, deadline)
     }
 
     /// The read end's fd (for `poll`).

@@ -2,10 +2,15 @@
 //!
 //! The parent puts what the child needs in the environment (never argv, which other users can
 //! read in `/proc`): `SWITCHBOARD_CONNECT` says which transport and where, `SWITCHBOARD_TOKEN`
-//! carries 256 random bits that the child presents in its tcp/unix handshake, so another local
+//! carries 256 random bits that the child presents in its tcp/unix/pipe hello, so another local
 //! process that connects first is refused. Pipes and shared memory travel as inherited file
 //! descriptors: created close-on-exec, with the flag cleared only in the child, between
 //! `fork` and `exec` (`Command::pre_exec`), so that no other child ever inherits them.
+//!
+//! Every transport confirms the child: tcp and unix by the handshake, pipe by a hello frame
+//! (with the token) that the child writes first, shm by the child marking the segment
+//! attached. `spawn_child` returns only once that happened, so a child that exits or never
+//! calls `connect_to_parent` is an error from `spawn_child`, never a `recv` that hangs.
 
 #![allow(unsafe_code)]
 
@@ -18,10 +23,13 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::sys::stat::{SFlag, fstat};
 
+use crate::deadline;
+use crate::error::{Error, Result};
 use crate::handshake::Token;
-use crate::listener::{Address, Listener};
+use crate::listener::{self, Address, Listener};
+use crate::pipe::PipeTransport;
 use crate::shm::ShmTransport;
-use crate::{Error, Kind, Options, PipeTransport, Result, TcpTransport, Transport, UnixTransport};
+use crate::transport::{Kind, MAX_MESSAGE_SIZE_LIMIT, Options, Transport};
 
 /// Names the transport and where to find it, for the child.
 pub const ENV_CONNECT: &str = "SWITCHBOARD_CONNECT";
@@ -82,7 +90,7 @@ pub fn connect_to_parent() -> Result<Box<dyn Transport>> {
         let max = max
             .to_str()
             .and_then(|m| m.parse::<usize>().ok())
-            .filter(|&m| m <= crate::MAX_MESSAGE_SIZE_LIMIT)
+            .filter(|&m| m <= MAX_MESSAGE_SIZE_LIMIT)
             .ok_or_else(|| Error::Config(format!("{ENV_MAX_MESSAGE_SIZE} is not a valid size")))?;
         options = options.max_message_size(max);
     }
@@ -99,67 +107,98 @@ impl Options {
     /// Starts `command` as a child process connected to this one by a `kind` transport.
     ///
     /// The child calls [`connect_to_parent`]. For tcp and unix the parent listens on a fresh
-    /// address (127.0.0.1 port 0, or a socket in a private directory) and accepts only the
-    /// client that presents the token; impostors are refused and it keeps waiting, up to the
-    /// handshake timeout. If the child exits before connecting, this returns at once.
+    /// address (127.0.0.1 port 0, or an abstract Unix socket) and accepts only the client
+    /// that presents the token; impostors are refused and it keeps waiting, up to the
+    /// handshake timeout. For pipe the child's first frame is a hello with the token; for shm
+    /// the child marks the segment attached. On every transport this returns only once the
+    /// child has connected, and at once (with an error) if the child exits before that.
     ///
     /// # Errors
     /// [`Error::Io`] if the command cannot be started; [`Error::Handshake`] if the child
     /// exits or does not connect within [`Options::handshake_timeout`] (the child is then
-    /// killed and reaped).
+    /// killed and reaped); [`Error::Config`] for invalid options.
     ///
     /// # Platform-specific behavior
     /// The command gets environment variables and, for pipe and shm, a `pre_exec` hook that
     /// lets the child inherit its descriptors. Spawn a fresh `Command` for each child: spawning
     /// this one again yourself does not give a connected child.
     pub fn spawn_child(&self, kind: Kind, command: &mut Command) -> Result<(Child, Box<dyn Transport>)> {
+        self.check()?;
         command.env(ENV_MAX_MESSAGE_SIZE, self.max_message_size.to_string());
+        let token = Token::random()?;
+        command.env(ENV_TOKEN, token.to_hex());
         match kind {
-            Kind::Tcp => self.spawn_listening(Listener::bind_tcp(self)?, command),
-            Kind::Unix => self.spawn_listening(Listener::bind_unix_private(self)?, command),
+            Kind::Tcp => self.spawn_listening(Listener::bind_tcp(self)?, token, command),
+            Kind::Unix => self.spawn_listening(Listener::bind_unix_private(self)?, token, command),
             Kind::Pipe => {
                 let (parent_read, child_write) = std::io::pipe()?;
                 let (child_read, parent_write) = std::io::pipe()?;
                 let (child_read, child_write) = (OwnedFd::from(child_read), OwnedFd::from(child_write));
                 command.env(ENV_CONNECT, format!("pipe:{},{}", child_read.as_raw_fd(), child_write.as_raw_fd()));
                 inherit(command, [child_read.as_raw_fd(), child_write.as_raw_fd()]);
-                let child = command.spawn()?;
+                let mut transport = PipeTransport::from_fds(parent_read.into(), parent_write.into(), self)?;
+                let mut child = KillOnDrop::spawn(command)?;
                 // Our copies of the child's ends must go, or we would never see EOF.
                 drop((child_read, child_write));
-                let transport = PipeTransport::from_fds(parent_read.into(), parent_write.into(), self)?;
-                Ok((child, Box::new(transport)))
+                self.await_child(&mut child, |slice| transport.expect_hello(&token, slice))?;
+                Ok((child.take(), Box::new(transport)))
             }
             Kind::Shm => {
                 let (mut transport, memfd) = ShmTransport::for_child(self)?;
                 command.env(ENV_CONNECT, format!("shm:{}", memfd.as_raw_fd()));
                 command.env(ENV_WAIT, self.wait_strategy.name());
                 inherit(command, [memfd.as_raw_fd()]);
-                let mut child = KillOnDrop(Some(command.spawn()?));
+                let mut child = KillOnDrop::spawn(command)?;
                 drop(memfd);
-                transport.watch_peer(child.get().id());
+                let pid = child.get().id();
+                transport.watch_peer(pid);
+                self.await_child(&mut child, |slice| transport.await_attached(pid, slice))?;
                 Ok((child.take(), Box::new(transport)))
             }
         }
     }
 
-    fn spawn_listening(&self, listener: Listener, command: &mut Command) -> Result<(Child, Box<dyn Transport>)> {
-        let token = Token::random()?;
-        let listener = listener.require_token(token.clone());
+    fn spawn_listening(
+        &self,
+        listener: Listener,
+        token: Token,
+        command: &mut Command,
+    ) -> Result<(Child, Box<dyn Transport>)> {
+        let listener = listener.require_token(token);
         command.env(ENV_CONNECT, listener.local_addr().to_string());
-        command.env(ENV_TOKEN, token.to_hex());
-        let mut child = KillOnDrop(Some(command.spawn()?));
-        let deadline = Instant::now() + self.handshake_timeout;
+        let mut child = KillOnDrop::spawn(command)?;
+        let mut transport = None;
+        self.await_child(&mut child, |slice| match listener.accept_until(slice) {
+            Ok(t) => {
+                transport = Some(t);
+                Ok(true)
+            }
+            Err(Error::Timeout) => Ok(false),
+            Err(e) => Err(e),
+        })?;
+        let transport = transport.ok_or_else(|| Error::Handshake("the child did not connect".into()))?;
+        Ok((child.take(), transport))
+    }
+
+    /// Waits until `connected` (called with the end of each 50 ms slice) says the child is
+    /// connected, checking between slices that the child still runs.
+    fn await_child(
+        &self,
+        child: &mut KillOnDrop,
+        mut connected: impl FnMut(Option<Instant>) -> Result<bool>,
+    ) -> Result<()> {
+        let deadline = deadline::after(self.handshake_timeout);
         loop {
-            let slice = (Instant::now() + Duration::from_millis(50)).min(deadline);
-            match listener.accept_until(Some(slice)) {
-                Ok(transport) => return Ok((child.take(), transport)),
-                Err(Error::Timeout) => {}
-                Err(e) => return Err(e),
+            let slice = deadline::earliest(deadline::after(Duration::from_millis(50)), deadline);
+            let result = connected(slice);
+            if let Ok(true) = result {
+                return Ok(());
             }
             if let Some(status) = child.get().try_wait()? {
                 return Err(Error::Handshake(format!("the child exited ({status}) before connecting")));
             }
-            if Instant::now() >= deadline {
+            result?;
+            if deadline::passed(deadline) {
                 return Err(Error::Handshake(format!("the child did not connect within {:?}", self.handshake_timeout)));
             }
         }
@@ -173,6 +212,7 @@ impl Options {
     /// malformed, or the connection was already taken; [`Error::Handshake`] or [`Error::Io`]
     /// if connecting fails.
     pub fn connect_to_parent(&self) -> Result<Box<dyn Transport>> {
+        self.check()?;
         let spec = std::env::var(ENV_CONNECT).map_err(|_| {
             Error::Config(format!("{ENV_CONNECT} is not set: this process was not started by spawn_child"))
         })?;
@@ -185,16 +225,15 @@ impl Options {
         };
         if let Some(fds) = spec.strip_prefix("pipe:") {
             let [read, write] = adopt_fds(fds, [SFlag::S_IFIFO; 2])?;
-            return Ok(Box::new(PipeTransport::from_fds(read, write, self)?));
+            let mut transport = PipeTransport::from_fds(read, write, self)?;
+            transport.send_hello(&token()?)?;
+            return Ok(Box::new(transport));
         }
         if let Some(fd) = spec.strip_prefix("shm:") {
             let [memfd] = adopt_fds(fd, [SFlag::S_IFREG])?;
             return Ok(Box::new(ShmTransport::from_parent(memfd, self)?));
         }
-        Ok(match spec.parse::<Address>()? {
-            Address::Tcp(addr) => Box::new(TcpTransport::connect_with(addr, self, Some(&token()?))?),
-            Address::Unix(path) => Box::new(UnixTransport::connect_with(&path, self, Some(&token()?))?),
-        })
+        listener::connect_with(&spec.parse::<Address>()?, self, Some(&token()?))
     }
 }
 
@@ -250,6 +289,11 @@ fn adopt_fds<const N: usize>(list: &str, kinds: [SFlag; N]) -> Result<[OwnedFd; 
 struct KillOnDrop(Option<Child>);
 
 impl KillOnDrop {
+    fn spawn(command: &mut Command) -> Result<Self> {
+        let program = command.get_program().to_string_lossy().into_owned();
+        Ok(KillOnDrop(Some(command.spawn().map_err(|e| Error::about(e, format!("spawning {program:?}")))?)))
+    }
+
     fn get(&mut self) -> &mut Child {
         self.0.as_mut().expect("child present until taken")
     }

@@ -219,8 +219,8 @@ impl Default for Options {
 
 /// How long [`WaitStrategy::Adaptive`] spins before it sleeps: 50 µs.
 ///
-/// Long enough to cover a 64 KiB copy and a peer's reply on another core (see BASELINES.md:
-/// a shorter budget made streaming pay a wake-up per message), short enough that an idle
+/// Long enough to cover a 64 KiB copy and a peer's reply on another core (a 5 µs budget made
+/// 64 KiB streams pay a wake-up per message on the 2-vCPU VMs this was tuned on), short enough that an idle
 /// endpoint goes to sleep at once in human terms.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
@@ -231,15 +231,14 @@ impl Options {
         Self::default()
     }
 
-    /// Sets the largest message this endpoint sends or accepts.
+    /// Sets the largest message this endpoint sends or accepts (at most
+    /// [`MAX_MESSAGE_SIZE_LIMIT`]).
     ///
     /// Both ends should agree; a child started by [`spawn_child`](Options::spawn_child)
-    /// inherits the parent's value.
-    ///
-    /// # Panics
-    /// If `max` is above [`MAX_MESSAGE_SIZE_LIMIT`].
+    /// inherits the parent's value. The value is checked where the options are used: every
+    /// constructor that takes these options returns [`Error::Config`] for a value above the
+    /// limit.
     pub fn max_message_size(mut self, max: usize) -> Self {
-        assert!(max <= MAX_MESSAGE_SIZE_LIMIT, "max_message_size {max} is above the frame limit");
         self.max_message_size = max;
         self
     }
@@ -250,20 +249,19 @@ impl Options {
     }
 
     /// Sets how long a connection handshake (and a spawned child's connection) may take.
+    /// `Duration::MAX` waits forever; zero is refused with [`Error::Config`] where the options
+    /// are used.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
     }
 
-    /// Sets the capacity of each shared-memory ring in bytes (shm only).
+    /// Sets the capacity of each shared-memory ring in bytes (shm only): a power of two
+    /// between 4 KiB and 1 GiB.
     ///
-    /// # Panics
-    /// If `bytes` is not a power of two between 4 KiB and 1 GiB.
+    /// The value is checked where it is used: creating a shared-memory endpoint with any other
+    /// value returns [`Error::Config`].
     pub fn ring_capacity(mut self, bytes: usize) -> Self {
-        assert!(
-            bytes.is_power_of_two() && (4096..=1 << 30).contains(&bytes),
-            "ring capacity {bytes} must be a power of two between 4 KiB and 1 GiB"
-        );
         self.ring_capacity = bytes;
         self
     }
@@ -296,9 +294,46 @@ impl Options {
     }
 }
 
+impl Options {
+    /// Checks every value against its documented range; constructors call this before they
+    /// use the options, so a bad value is an error and never a panic.
+    pub(crate) fn check(&self) -> Result<&Self> {
+        if self.max_message_size > MAX_MESSAGE_SIZE_LIMIT {
+            return Err(Error::Config(format!(
+                "max_message_size {} is above the frame limit of {MAX_MESSAGE_SIZE_LIMIT} bytes",
+                self.max_message_size
+            )));
+        }
+        if !(self.ring_capacity.is_power_of_two() && (4096..=1 << 30).contains(&self.ring_capacity)) {
+            return Err(Error::Config(format!(
+                "ring_capacity {} must be a power of two between 4 KiB and 1 GiB",
+                self.ring_capacity
+            )));
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err(Error::Config("handshake_timeout must be above zero".into()));
+        }
+        Ok(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_option_values_are_errors_not_panics() {
+        assert!(Options::new().check().is_ok());
+        for bad in [
+            Options::new().max_message_size(usize::MAX),
+            Options::new().ring_capacity(3000),
+            Options::new().ring_capacity(1 << 31),
+            Options::new().handshake_timeout(Duration::ZERO),
+        ] {
+            assert!(matches!(bad.check(), Err(Error::Config(_))), "{bad:?}");
+        }
+        assert!(Options::new().handshake_timeout(Duration::MAX).check().is_ok());
+    }
 
     #[test]
     fn kind_names_round_trip() {

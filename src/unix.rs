@@ -5,15 +5,17 @@
 //! local sockets do not expose.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{SocketAddr, UnixStream};
 use std::path::Path;
 
 use nix::sys::socket::{getsockopt, sockopt};
 
+use crate::error::{Error, Result};
 use crate::frame::Framed;
 use crate::handshake::{self, Token};
+use crate::listener::Address;
 use crate::stream::FdStream;
-use crate::{Kind, Options, Result};
+use crate::transport::{Kind, Options};
 
 /// The process on the other end of a Unix socket, as the kernel recorded it at connect time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,11 +61,21 @@ impl UnixTransport {
     /// [`Error::Handshake`](crate::Error::Handshake) if the server refuses the connection
     /// (for example because it only accepts its own user).
     pub fn connect(path: impl AsRef<Path>, options: &Options) -> Result<Self> {
-        Self::connect_with(path.as_ref(), options, None)
+        let address = Address::Unix(path.as_ref().to_owned());
+        let sockaddr = SocketAddr::from_pathname(path).map_err(|e| Error::about(e, &address))?;
+        Self::connect_with(&sockaddr, &address, options, None)
     }
 
-    pub(crate) fn connect_with(path: &Path, options: &Options, token: Option<&Token>) -> Result<Self> {
-        let mut conn = Self::from_stream(UnixStream::connect(path)?, options)?;
+    /// Connects to `sockaddr` (a path or an abstract name; `address` names it in errors).
+    pub(crate) fn connect_with(
+        sockaddr: &SocketAddr,
+        address: &Address,
+        options: &Options,
+        token: Option<&Token>,
+    ) -> Result<Self> {
+        options.check()?;
+        let stream = UnixStream::connect_addr(sockaddr).map_err(|e| Error::about(e, address))?;
+        let mut conn = Self::from_stream(stream, options)?;
         handshake::client(&mut conn.framed, token, options.handshake_timeout)?;
         Ok(conn)
     }
@@ -87,6 +99,7 @@ impl UnixTransport {
     }
 
     pub(crate) fn from_stream(stream: UnixStream, options: &Options) -> Result<Self> {
+        options.check()?;
         let framed = Framed::new(FdStream::socket(OwnedFd::from(stream))?, options.max_message_size);
         Ok(UnixTransport { framed })
     }

@@ -3,8 +3,6 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -80,28 +78,15 @@ fn garbage_is_refused(tcp: bool) {
     let addr = listener.local_addr().clone();
     let raw = |bytes: &[u8]| -> Vec<u8> {
         let mut reply = Vec::new();
-        match &addr {
-            Address::Tcp(a) => {
-                let mut s = TcpStream::connect(a).unwrap();
-                s.write_all(bytes).unwrap();
-                s.shutdown(std::net::Shutdown::Write).unwrap();
-                let _ = s.read_to_end(&mut reply);
-            }
-            Address::Unix(p) => {
-                let mut s = UnixStream::connect(p).unwrap();
-                s.write_all(bytes).unwrap();
-                s.shutdown(std::net::Shutdown::Write).unwrap();
-                let _ = s.read_to_end(&mut reply);
-            }
-        }
+        let mut s = common::RawConn::connect(&addr).unwrap();
+        s.write_all(bytes).unwrap();
+        s.shutdown_write().unwrap();
+        let _ = s.read_to_end(&mut reply);
         reply
     };
     let server = serve(listener.clone(), 1);
     // A silent client that never sends anything must not hold up the others.
-    let silent = match &addr {
-        Address::Tcp(a) => Box::new(TcpStream::connect(a).unwrap()) as Box<dyn Send>,
-        Address::Unix(p) => Box::new(UnixStream::connect(p).unwrap()),
-    };
+    let silent = common::RawConn::connect(&addr).unwrap();
     let mut wrong_version = vec![8, 0, 0, 0];
     wrong_version.extend_from_slice(b"SWBH\x63\x00\x00\x00");
     let cases: [&[u8]; 5] = [
@@ -172,15 +157,60 @@ fn not_a_switchboard_server_is_a_handshake_error() {
 }
 
 #[test]
-fn unix_listener_removes_its_socket_and_directory() {
+fn private_unix_listener_has_no_file_and_goes_with_its_socket() {
     let listener = Listener::bind_unix_private(&Options::new()).unwrap();
-    let Address::Unix(path) = listener.local_addr().clone() else { panic!("unix") };
-    let dir = path.parent().unwrap().to_path_buf();
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&dir).unwrap().permissions());
-    assert_eq!(mode & 0o777, 0o700, "private directory must be owner-only");
+    let addr = listener.local_addr().clone();
+    let Address::UnixAbstract(name) = &addr else { panic!("private listeners are abstract: {addr}") };
+    assert!(name.starts_with(&format!("switchboard-{}-", std::process::id())));
+    assert_eq!(addr.to_string().parse::<Address>().unwrap(), addr, "the address round-trips through text");
+    let addr2 = addr.clone();
+    let client = thread::spawn(move || connect(&addr2, &Options::new()).unwrap());
+    let mut server = listener.accept_timeout(Duration::from_secs(20)).unwrap();
+    let mut client = client.join().unwrap();
+    client.send(b"abstract").unwrap();
+    let mut buf = Vec::new();
+    server.recv(&mut buf).unwrap();
+    assert_eq!(buf, b"abstract");
+    drop(listener);
+    assert!(common::RawConn::connect(&addr).is_err(), "the name must vanish with the listener");
+}
+
+#[test]
+fn unix_listener_at_a_path_removes_its_file() {
+    let dir = common::TempDir::new("listener-path");
+    let path = dir.path().join("sock");
+    let listener = Listener::bind(&Address::Unix(path.clone()), &Options::new()).unwrap();
     assert!(path.exists());
     drop(listener);
-    assert!(!path.exists() && !dir.exists(), "socket {path:?} or its directory left behind");
+    assert!(!path.exists(), "socket {path:?} left behind");
+}
+
+#[test]
+fn bind_reclaims_a_stale_socket_file_and_refuses_a_live_one() {
+    let dir = common::TempDir::new("listener-stale");
+    let path = dir.path().join("sock");
+    // A socket file nobody listens on any more, as a server killed by SIGTERM leaves it.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let addr = Address::Unix(path.clone());
+    let listener = Listener::bind(&addr, &Options::new()).expect("a stale socket file is reclaimed");
+    // A live listener is not taken over, and the error names the path.
+    let err = Listener::bind(&addr, &Options::new()).unwrap_err();
+    assert!(matches!(&err, Error::Io(e) if e.kind() == std::io::ErrorKind::AddrInUse), "{err:?}");
+    assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
+    let addr2 = addr.clone();
+    let client = thread::spawn(move || connect(&addr2, &Options::new()).unwrap());
+    let mut server = listener.accept_timeout(Duration::from_secs(20)).unwrap();
+    let mut client = client.join().unwrap();
+    client.send(b"still served").unwrap();
+    let mut buf = Vec::new();
+    server.recv(&mut buf).unwrap();
+    assert_eq!(buf, b"still served");
+    // A file that is not a socket is never removed.
+    drop(listener);
+    std::fs::write(&path, b"precious").unwrap();
+    assert!(Listener::bind(&addr, &Options::new()).is_err());
+    assert_eq!(std::fs::read(&path).unwrap(), b"precious");
 }
 
 #[test]

@@ -7,8 +7,6 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -232,18 +230,9 @@ fn impostor() {
     hello.extend_from_slice(&1u16.to_le_bytes());
     hello.extend_from_slice(&[0x55; 32]);
     let mut reply = Vec::new();
-    match addr {
-        Address::Tcp(a) => {
-            let mut s = TcpStream::connect(a).unwrap();
-            s.write_all(&hello).unwrap();
-            s.read_to_end(&mut reply).unwrap();
-        }
-        Address::Unix(p) => {
-            let mut s = UnixStream::connect(p).unwrap();
-            s.write_all(&hello).unwrap();
-            s.read_to_end(&mut reply).unwrap();
-        }
-    }
+    let mut s = common::RawConn::connect(&addr).unwrap();
+    s.write_all(&hello).unwrap();
+    s.read_to_end(&mut reply).unwrap();
     // A refusal frame (status 2: bad token), then the server closed the connection.
     assert_eq!(reply.len(), 12, "impostor got {reply:?}");
     assert_eq!(&reply[4..8], b"SWBR");

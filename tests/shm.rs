@@ -137,21 +137,6 @@ fn tiny_ring_fragments_large_messages() {
     }
 }
 
-/// The address and length of the newest switchboard memfd mapping of this process (a pair
-/// maps its segment twice; either view writes the same memory), as the peer would see it.
-fn latest_segment() -> (*mut u8, usize) {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let line = maps
-        .lines()
-        .filter(|l| l.contains("/memfd:switchboard "))
-        .max_by_key(|l| usize::from_str_radix(l.split('-').next().unwrap(), 16).unwrap())
-        .expect("the pair's segment is mapped in this process");
-    let range = line.split_whitespace().next().unwrap();
-    let (start, end) = range.split_once('-').unwrap();
-    let (start, end) = (usize::from_str_radix(start, 16).unwrap(), usize::from_str_radix(end, 16).unwrap());
-    (start as *mut u8, end - start)
-}
-
 #[test]
 fn scribbling_on_a_live_segment_gives_errors_not_ub() {
     with_deadline(LIMIT, || {
@@ -162,7 +147,9 @@ fn scribbling_on_a_live_segment_gives_errors_not_ub() {
             // Kept alive by the pair: the ring the test keeps only one of at a time.
             let options = Options::new().ring_capacity(1 << 16).max_message_size(1 << 16);
             let (mut a, mut b) = ShmTransport::pair(&options).unwrap();
-            let (ptr, len) = latest_segment();
+            // This pair's own mapping: other tests map segments at the same time.
+            let (addr, len) = switchboard::fuzzing::shm_mapping(&a);
+            let ptr = addr as *mut u8;
             // At most 40 KB: fits the 64 KiB ring, so no send waits for a reader.
             for i in 0..(next() % 20) {
                 a.send(&payload(i, (next() % 2000) as usize)).unwrap();

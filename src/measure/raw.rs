@@ -65,11 +65,11 @@ pub(crate) fn spawn(kind: Kind, size: usize, command: &mut Command) -> Result<(C
             command.env(ENV_RAW_ADDR, listener.local_addr()?.to_string());
             let child = command.spawn()?;
             listener.set_nonblocking(true)?;
-            let deadline = Instant::now() + Duration::from_secs(10);
+            let deadline = crate::deadline::after(Duration::from_secs(10));
             let stream = loop {
                 match listener.accept() {
                     Ok((s, _)) => break s,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && !crate::deadline::passed(deadline) => {
                         let fd = listener.as_fd();
                         let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
                         let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16));

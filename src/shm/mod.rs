@@ -28,7 +28,9 @@ use region::Region;
 use ring::{Consumer, Producer, Record, Reservation, Tag};
 use wait::{Bell, CHECK_EVERY, PeerWatch, Spin, SpinStep};
 
-use crate::{Error, Kind, Options, Result, Transport, WaitStrategy};
+use crate::deadline;
+use crate::error::{Error, Result};
+use crate::transport::{Kind, Options, Transport, WaitStrategy};
 
 /// One end of a shared-memory connection.
 ///
@@ -80,7 +82,8 @@ pub struct ShmTransport {
     partial_total: Option<u64>,
     /// Whole messages read while a `send` waited for space (so two senders cannot deadlock).
     inbox: VecDeque<Vec<u8>>,
-    inbox_bytes: usize,
+    /// What the inbox costs: payload bytes plus [`INBOX_OVERHEAD`] per message.
+    inbox_cost: usize,
     broken: bool,
     /// A fragmented send failed halfway: no more sends (receiving goes on).
     send_broken: bool,
@@ -115,6 +118,7 @@ impl ShmTransport {
     /// # Errors
     /// [`Error::Io`] if the memfd cannot be created or mapped.
     pub fn pair(options: &Options) -> Result<(Self, Self)> {
+        options.check()?;
         let (region, fd) = Region::memfd(layout::total_size(options.ring_capacity))?;
         header(&region).init(options.ring_capacity, std::process::id());
         let other = Region::attach_memfd(&fd, HEADER_SIZE)?;
@@ -124,6 +128,7 @@ impl ShmTransport {
 
     /// The parent's side, before the child exists, and the memfd to hand to the child.
     pub(crate) fn for_child(options: &Options) -> Result<(Self, OwnedFd)> {
+        options.check()?;
         let (region, fd) = Region::memfd(layout::total_size(options.ring_capacity))?;
         header(&region).init(options.ring_capacity, std::process::id());
         Ok((Self::new(region, 0, options, PeerWatch::none())?, fd))
@@ -132,6 +137,26 @@ impl ShmTransport {
     /// Starts watching the child once it runs.
     pub(crate) fn watch_peer(&mut self, pid: u32) {
         self.peer = PeerWatch::pid(pid as i32);
+    }
+
+    /// Waits until `deadline` for the child `pid` to attach: `Ok(false)` if it has not yet.
+    ///
+    /// # Errors
+    /// [`Error::Handshake`] if another process attached instead.
+    pub(crate) fn await_attached(&self, pid: u32, deadline: Option<Instant>) -> Result<bool> {
+        let h = header(&self.region);
+        if !wait_attached(h, deadline) {
+            return Ok(false);
+        }
+        match h.attacher_pid.load(Ordering::Acquire) {
+            who if who == pid => Ok(true),
+            who => Err(Error::Handshake(format!("process {who} attached to the segment instead of the child {pid}"))),
+        }
+    }
+
+    /// The mapping's address and length, for tests that scribble on a live segment.
+    pub(crate) fn mapping(&self) -> (usize, usize) {
+        (self.region.ptr().as_ptr() as usize, self.region.len())
     }
 
     /// The child's side, from the memfd it inherited.
@@ -156,13 +181,18 @@ impl ShmTransport {
     /// [`open_named`](ShmTransport::open_named). The name exists until the peer attaches (then
     /// [`NamedShm::accept`] removes it) or the `NamedShm` is dropped.
     ///
+    /// A segment left under `name` by a creator that died before anyone attached (a
+    /// switchboard segment of this user, never attached, whose creator process is gone) is
+    /// removed and the name reused.
+    ///
     /// # Errors
-    /// [`Error::Io`] if the name exists already or the segment cannot be made;
-    /// [`Error::Config`] for a name with `/` or NUL in it.
+    /// [`Error::Io`] naming the segment if the name is in use or the segment cannot be made;
+    /// [`Error::Config`] for a name with `/` or NUL in it, or invalid options.
     ///
     /// # Platform-specific behavior
     /// If this process is killed before a peer attaches, the name stays in `/dev/shm` until
-    /// removed. After attach nothing can leak. Named segments cannot be sealed: a peer of the
+    /// the next `create_named` of that name, [`remove_named`](ShmTransport::remove_named), or
+    /// an `open_named`, each of which removes it. After attach nothing can leak. Named segments cannot be sealed: a peer of the
     /// same user could truncate it and make the next access raise SIGBUS (see the README's
     /// threat model); parent and child connections use a sealed memfd instead.
     ///
@@ -182,7 +212,14 @@ impl ShmTransport {
     /// # Ok::<(), switchboard::Error>(())
     /// ```
     pub fn create_named(name: &str, options: &Options) -> Result<NamedShm> {
-        let region = Region::create_named(name, layout::total_size(options.ring_capacity))?;
+        options.check()?;
+        let size = layout::total_size(options.ring_capacity);
+        let region = match Region::create_named(name, size) {
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::AlreadyExists && reclaim_abandoned(name) => {
+                Region::create_named(name, size)
+            }
+            other => other,
+        }?;
         header(&region).init(options.ring_capacity, std::process::id());
         Ok(NamedShm { name: name.to_owned(), region: Some(region), options: options.clone() })
     }
@@ -191,17 +228,48 @@ impl ShmTransport {
     /// process. Its ring capacity comes from the segment.
     ///
     /// # Errors
-    /// [`Error::Io`] if no such name exists; [`Error::IncompatibleSegment`] if it is not a
-    /// switchboard segment of this version, or not owner-only and ours;
-    /// [`Error::Handshake`] if another process attached first.
+    /// [`Error::Io`] naming the segment if no such name exists (`NotFound`);
+    /// [`Error::IncompatibleSegment`] if it is not a switchboard segment of this version, or
+    /// not owner-only and ours; [`Error::Handshake`] if another process attached first, or
+    /// if its creator is gone (the abandoned segment is then removed).
     pub fn open_named(name: &str, options: &Options) -> Result<Self> {
+        options.check()?;
         let region = Region::open_named(name, HEADER_SIZE)?;
         let h = header(&region);
         h.validate(region.len())?;
+        let creator = h.creator_pid.load(Ordering::Relaxed);
+        let peer = PeerWatch::pid(creator as i32);
+        if !peer.alive() {
+            reclaim_abandoned(name);
+            return Err(Error::Handshake(format!(
+                "the creator of shared-memory segment {name:?} (pid {creator}) is gone; the segment was removed"
+            )));
+        }
         claim(h)?;
-        let peer = PeerWatch::pid(h.creator_pid.load(Ordering::Relaxed) as i32);
-        wait::futex_wake(&h.attached);
         Self::new(region, 1, options, peer)
+    }
+
+    /// Removes the name of a segment made by [`create_named`](ShmTransport::create_named), as
+    /// `shm_unlink(3)` does: connected endpoints keep working. Returns whether the name
+    /// existed.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid name; [`Error::Io`] naming the segment if it cannot be
+    /// removed (for example, another user's).
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::{Options, ShmTransport};
+    ///
+    /// let name = format!("switchboard-doc-remove-{}", std::process::id());
+    /// let segment = ShmTransport::create_named(&name, &Options::new())?;
+    /// std::mem::forget(segment); // as if the creator had been killed
+    /// assert!(ShmTransport::remove_named(&name)?);
+    /// assert!(!ShmTransport::remove_named(&name)?);
+    /// # Ok::<(), switchboard::Error>(())
+    /// ```
+    pub fn remove_named(name: &str) -> Result<bool> {
+        region::remove_named(name)
     }
 
     /// Builds side `side` (0: creator, 1: attacher) over a validated or fresh region.
@@ -242,7 +310,7 @@ impl ShmTransport {
             partial: Vec::new(),
             partial_total: None,
             inbox: VecDeque::new(),
-            inbox_bytes: 0,
+            inbox_cost: 0,
             broken: false,
             send_broken: false,
             region,
@@ -313,7 +381,7 @@ impl ShmTransport {
     fn recv_slot(&mut self, deadline: Option<Instant>) -> Result<ShmRecvSlot<'_>> {
         loop {
             if let Some(msg) = self.inbox.pop_front() {
-                self.inbox_bytes -= msg.len();
+                self.inbox_cost -= msg.len() + INBOX_OVERHEAD;
                 return Ok(ShmRecvSlot { transport: self, inner: Slot::Owned(msg) });
             }
             if self.broken {
@@ -345,7 +413,7 @@ impl ShmTransport {
     fn recv_until(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<usize> {
         loop {
             if let Some(msg) = self.inbox.pop_front() {
-                self.inbox_bytes -= msg.len();
+                self.inbox_cost -= msg.len() + INBOX_OVERHEAD;
                 *buf = msg;
                 return Ok(buf.len());
             }
@@ -355,8 +423,12 @@ impl ShmTransport {
             match self.advance()? {
                 Some(Next::Whole(rec)) => {
                     buf.clear();
-                    self.consumer.read_into(&rec, buf);
+                    let read = self.consumer.read_into(&rec, buf);
                     self.release(&rec);
+                    if let Err(e) = read {
+                        self.broken = true;
+                        return Err(e);
+                    }
                     return Ok(rec.len);
                 }
                 Some(Next::Message) => {
@@ -415,8 +487,9 @@ impl ShmTransport {
                     if len >= rec.total {
                         return Err(Error::CorruptSegment("a first fragment as long as its whole message"));
                     }
+                    // Nothing is reserved for the announced total: the buffer grows with the
+                    // fragments that arrive.
                     self.partial.clear();
-                    self.partial.reserve(rec.total as usize);
                     self.partial_total = Some(rec.total);
                 }
                 Tag::Middle | Tag::Last => {
@@ -431,7 +504,7 @@ impl ShmTransport {
                 }
                 Tag::Pad => unreachable!("peek skips padding"),
             }
-            self.consumer.read_into(&rec, &mut self.partial);
+            self.consumer.read_into(&rec, &mut self.partial)?;
             self.release(&rec);
             if rec.tag == Tag::Last {
                 self.partial_total = None;
@@ -441,7 +514,9 @@ impl ShmTransport {
     }
 
     /// One look at the rings for `want`. While waiting for space, reads incoming messages
-    /// ahead (up to one maximum message) so that a peer blocked in its own `send` can finish.
+    /// ahead so that a peer blocked in its own `send` can finish: at most one maximum message
+    /// (or one record, if larger), counting [`INBOX_OVERHEAD`] for every message besides its
+    /// payload, so a peer that streams empty messages cannot make the inbox grow without bound.
     fn poll(&mut self, want: Want) -> Result<Option<Got>> {
         match want {
             Want::Space(len) => {
@@ -452,18 +527,22 @@ impl ShmTransport {
                     return Ok(Some(Got::Space(res)));
                 }
                 let limit = self.max.max(self.producer.max_record());
-                while self.inbox_bytes < limit && !self.broken {
+                while self.inbox_cost < limit && !self.broken {
                     match self.advance()? {
                         Some(Next::Whole(rec)) => {
-                            let mut msg = Vec::with_capacity(rec.len);
-                            self.consumer.read_into(&rec, &mut msg);
+                            let mut msg = Vec::new();
+                            let read = self.consumer.read_into(&rec, &mut msg);
                             self.release(&rec);
-                            self.inbox_bytes += msg.len();
+                            if let Err(e) = read {
+                                self.broken = true;
+                                return Err(e);
+                            }
+                            self.inbox_cost += msg.len() + INBOX_OVERHEAD;
                             self.inbox.push_back(msg);
                         }
                         Some(Next::Message) => {
                             let msg = mem::take(&mut self.partial);
-                            self.inbox_bytes += msg.len();
+                            self.inbox_cost += msg.len() + INBOX_OVERHEAD;
                             self.inbox.push_back(msg);
                         }
                         None => break,
@@ -553,14 +632,56 @@ impl ShmTransport {
     }
 }
 
-/// Marks an attached segment as taken by this process, refusing a second attacher.
+/// What one message read ahead costs besides its payload, for the read-ahead bound: its slot
+/// in the inbox queue and the allocator's bookkeeping, rounded up.
+const INBOX_OVERHEAD: usize = 64;
+
+/// Marks an attached segment as taken by this process, refusing a second attacher, and wakes
+/// the creator if it waits for us.
 fn claim(h: &Header) -> Result<()> {
     let me = std::process::id();
     if h.attacher_pid.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire).is_err() {
         return Err(Error::Handshake("the shared segment already has a peer".into()));
     }
     h.attached.store(1, Ordering::Release);
+    wait::futex_wake(&h.attached);
     Ok(())
+}
+
+/// Waits until a peer has attached to the segment, or `deadline`; whether it has.
+fn wait_attached(h: &Header, deadline: Option<Instant>) -> bool {
+    loop {
+        if h.attached.load(Ordering::Acquire) != 0 {
+            return true;
+        }
+        let now = Instant::now();
+        let slice = match deadline {
+            Some(d) if now >= d => return false,
+            Some(d) => (d - now).min(CHECK_EVERY),
+            None => CHECK_EVERY,
+        };
+        wait::futex_wait(&h.attached, 0, slice);
+    }
+}
+
+/// Removes the named segment `name` if it was abandoned: a valid switchboard segment of this
+/// user that nobody attached to and whose creator process is gone. Whether it did.
+///
+/// A creator whose pid was reused by another process looks alive, so such a segment stays
+/// (a leftover, never a wrong removal).
+fn reclaim_abandoned(name: &str) -> bool {
+    let Ok(region) = Region::open_named(name, HEADER_SIZE) else {
+        return false;
+    };
+    let h = header(&region);
+    if h.validate(region.len()).is_err() || h.attached.load(Ordering::Acquire) != 0 {
+        return false;
+    }
+    if PeerWatch::pid(h.creator_pid.load(Ordering::Relaxed) as i32).alive() {
+        return false;
+    }
+    region::unlink_named(name);
+    true
 }
 
 /// The header at the start of a region.
@@ -710,24 +831,32 @@ impl NamedShm {
     /// connected endpoint.
     ///
     /// # Errors
-    /// [`Error::Timeout`] if no peer attached in time (the name stays; call again or drop).
+    /// [`Error::Timeout`] if no peer attached in time. `accept` takes the `NamedShm`, so
+    /// after a timeout it has been dropped and its name removed: create a new segment to wait
+    /// again.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use switchboard::{Error, Options, ShmTransport};
+    ///
+    /// let name = format!("switchboard-doc-accept-{}", std::process::id());
+    /// let lonely = ShmTransport::create_named(&name, &Options::new())?;
+    /// assert!(matches!(lonely.accept(Duration::from_millis(1)), Err(Error::Timeout)));
+    /// assert!(!ShmTransport::remove_named(&name)?, "the name went with the NamedShm");
+    /// # Ok::<(), switchboard::Error>(())
+    /// ```
     pub fn accept(mut self, timeout: Duration) -> Result<ShmTransport> {
-        let deadline = Instant::now() + timeout;
-        let region = self.region.as_ref().expect("region present until accepted");
-        let h = header(region);
-        loop {
-            if h.attached.load(Ordering::Acquire) != 0 {
-                break;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::Timeout);
-            }
-            wait::futex_wait(&h.attached, 0, (deadline - now).min(CHECK_EVERY));
+        let Some(region) = self.region.take() else {
+            return Err(Error::Disconnected);
+        };
+        let h = header(&region);
+        if !wait_attached(h, deadline::after(timeout)) {
+            region::unlink_named(&self.name);
+            return Err(Error::Timeout);
         }
         let peer = PeerWatch::pid(h.attacher_pid.load(Ordering::Acquire) as i32);
         region::unlink_named(&self.name);
-        let region = self.region.take().expect("region present until accepted");
         ShmTransport::new(region, 0, &self.options, peer)
     }
 }

@@ -16,7 +16,7 @@ use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap, shm_open, shm_unlink};
 use nix::sys::stat::{Mode, fstat};
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// A shared read-write mapping of a whole file, unmapped on drop.
 #[derive(Debug)]
@@ -69,8 +69,10 @@ impl Region {
     pub(crate) fn create_named(name: &str, len: usize) -> Result<Self> {
         let cname = shm_name(name)?;
         let fd =
-            shm_open(cname.as_c_str(), OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR, Mode::S_IRUSR | Mode::S_IWUSR)?;
-        let result = nix::unistd::ftruncate(&fd, len as i64).map_err(Error::from).and_then(|()| Self::map(&fd, len));
+            shm_open(cname.as_c_str(), OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR, Mode::S_IRUSR | Mode::S_IWUSR)
+                .map_err(|e| about(e, name))?;
+        let result =
+            nix::unistd::ftruncate(&fd, len as i64).map_err(|e| about(e, name)).and_then(|()| Self::map(&fd, len));
         if result.is_err() {
             let _ = shm_unlink(cname.as_c_str());
         }
@@ -81,10 +83,10 @@ impl Region {
     /// owner-only.
     pub(crate) fn open_named(name: &str, min_len: usize) -> Result<Self> {
         let cname = shm_name(name)?;
-        let fd = shm_open(cname.as_c_str(), OFlag::O_RDWR, Mode::empty())?;
-        let stat = fstat(&fd)?;
+        let fd = shm_open(cname.as_c_str(), OFlag::O_RDWR, Mode::empty()).map_err(|e| about(e, name))?;
+        let stat = fstat(&fd).map_err(|e| about(e, name))?;
         if stat.st_uid != nix::unistd::geteuid().as_raw() || stat.st_mode & 0o077 != 0 {
-            return Err(Error::IncompatibleSegment(format!("{name} is not an owner-only segment of this user")));
+            return Err(Error::IncompatibleSegment(format!("{name:?} is not an owner-only segment of this user")));
         }
         let len = file_len(&fd)?;
         if len < min_len {
@@ -112,9 +114,21 @@ impl Drop for Region {
 
 /// Removes a named object; missing is fine.
 pub(crate) fn unlink_named(name: &str) {
-    if let Ok(cname) = shm_name(name) {
-        let _ = shm_unlink(cname.as_c_str());
+    let _ = remove_named(name);
+}
+
+/// Removes a named object; whether it existed.
+pub(crate) fn remove_named(name: &str) -> Result<bool> {
+    match shm_unlink(shm_name(name)?.as_c_str()) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::ENOENT) => Ok(false),
+        Err(e) => Err(about(e, name)),
     }
+}
+
+/// An OS error about the named segment `name`.
+fn about(err: nix::errno::Errno, name: &str) -> Error {
+    Error::about(err, format_args!("shared-memory segment {name:?}"))
 }
 
 /// `/NAME`, where NAME is a single path component without NUL.

@@ -15,8 +15,8 @@
 use std::ptr::{self, NonNull};
 use std::sync::atomic::Ordering;
 
+use crate::error::{Error, Result};
 use crate::shm::layout::RingCtl;
-use crate::{Error, Result};
 
 /// Bytes in a record header; also the record alignment.
 pub(crate) const RECORD_HEADER: usize = 16;
@@ -308,8 +308,11 @@ impl Consumer {
     }
 
     /// Appends the record's payload to `out`.
-    pub(crate) fn read_into(&self, rec: &Record, out: &mut Vec<u8>) {
-        out.reserve(rec.len);
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`] if `out` cannot grow by the record's length.
+    pub(crate) fn read_into(&self, rec: &Record, out: &mut Vec<u8>) -> Result<()> {
+        out.try_reserve(rec.len).map_err(|_| Error::OutOfMemory { bytes: out.len().saturating_add(rec.len) })?;
         let start = out.len();
         // SAFETY: peek checked that the payload lies inside published data before the buffer
         // end; `out` has room for `len` more bytes (reserved above) and is our own memory. The
@@ -319,6 +322,7 @@ impl Consumer {
             ptr::copy_nonoverlapping(self.ring.at(rec.offset).add(RECORD_HEADER), out.as_mut_ptr().add(start), rec.len);
             out.set_len(start + rec.len);
         }
+        Ok(())
     }
 
     /// The payload in place, for the zero-copy read slot.
@@ -375,7 +379,9 @@ pub(crate) fn fuzz_reader(data: &[u8]) {
         match consumer.peek() {
             Ok(Some(rec)) => {
                 out.clear();
-                consumer.read_into(&rec, &mut out);
+                if consumer.read_into(&rec, &mut out).is_err() {
+                    break;
+                }
                 assert_eq!(out.len(), rec.len);
                 assert_eq!(consumer.payload(&rec).len(), rec.len);
                 consumer.release(&rec);
@@ -438,7 +444,7 @@ mod tests {
     fn take(c: &mut Consumer) -> Option<Vec<u8>> {
         let rec = c.peek().unwrap()?;
         let mut out = Vec::new();
-        c.read_into(&rec, &mut out);
+        c.read_into(&rec, &mut out).unwrap();
         c.release(&rec);
         Some(out)
     }
@@ -578,7 +584,7 @@ mod tests {
                 match c.peek() {
                     Ok(Some(rec)) => {
                         let mut out = Vec::new();
-                        c.read_into(&rec, &mut out);
+                        c.read_into(&rec, &mut out).unwrap();
                         assert_eq!(out.len(), rec.len);
                         c.release(&rec);
                     }

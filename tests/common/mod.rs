@@ -290,3 +290,76 @@ pub fn socket_dirs() -> Vec<String> {
     }
     out
 }
+
+/// A raw socket to a listener's address, for speaking bytes that are not switchboard's.
+pub enum RawConn {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl RawConn {
+    pub fn connect(addr: &switchboard::Address) -> std::io::Result<RawConn> {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::{SocketAddr, UnixStream};
+        Ok(match addr {
+            switchboard::Address::Tcp(a) => RawConn::Tcp(std::net::TcpStream::connect(a)?),
+            switchboard::Address::Unix(p) => RawConn::Unix(UnixStream::connect(p)?),
+            switchboard::Address::UnixAbstract(name) => {
+                RawConn::Unix(UnixStream::connect_addr(&SocketAddr::from_abstract_name(name)?)?)
+            }
+            other => panic!("no raw connection to {other}"),
+        })
+    }
+
+    pub fn shutdown_write(&self) -> std::io::Result<()> {
+        match self {
+            RawConn::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            RawConn::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        }
+    }
+}
+
+impl std::io::Read for RawConn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            RawConn::Tcp(s) => s.read(buf),
+            RawConn::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl std::io::Write for RawConn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            RawConn::Tcp(s) => s.write(buf),
+            RawConn::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A fresh directory under the temporary directory, named by pid and counter, removed with
+/// everything in it on drop.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(what: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("switchboard-test-{what}-{}-{n}", std::process::id()));
+        std::fs::create_dir(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
