@@ -87,7 +87,17 @@ fn parse_pin(s: &str) -> Result<(usize, usize), String> {
     Ok((a, b))
 }
 
-fn main() -> Result<(), Box<dyn Error>> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn Error>> {
     // This binary is also the measurement child.
     measure::serve_if_child();
     let args = Args::parse();
@@ -104,6 +114,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         settings.duration = Duration::from_secs_f64(d);
     }
     settings.pin = args.pin;
+    // Fail now, not after minutes of measuring, if the results cannot be written.
+    check_writable(&args.out)?;
     let transports = if args.transports.is_empty() { Mechanism::all_transports() } else { args.transports };
     let sizes = if !args.sizes.is_empty() {
         args.sizes
@@ -141,13 +153,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     for line in report.verdicts() {
         println!("{line}");
     }
-    std::fs::create_dir_all(&args.out)?;
     let json = args.out.join("compare.json");
     let csv = args.out.join("compare.csv");
     let svg = args.out.join("compare.svg");
-    std::fs::write(&json, report.to_json())?;
-    std::fs::write(&csv, report.to_csv())?;
-    draw(&report, &svg)?;
+    std::fs::write(&json, report.to_json()).map_err(|e| format!("writing {}: {e}", json.display()))?;
+    std::fs::write(&csv, report.to_csv()).map_err(|e| format!("writing {}: {e}", csv.display()))?;
+    draw(&report, &svg).map_err(|e| format!("drawing {}: {e}", svg.display()))?;
     println!(
         "\nfinished in {:.1} s; wrote {}, {}, {}",
         started.elapsed().as_secs_f64(),
@@ -155,6 +166,16 @@ fn main() -> Result<(), Box<dyn Error>> {
         csv.display(),
         svg.display()
     );
+    Ok(())
+}
+
+/// Creates `dir` if needed and checks that a file can be written in it.
+fn check_writable(dir: &Path) -> Result<(), String> {
+    let fail = |e: std::io::Error| format!("--out {}: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(format!(".switchboard-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(fail)?;
+    let _ = std::fs::remove_file(&probe);
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release --example echo_server                       # demo: server + 16 client processes
 //! cargo run --release --example echo_server -- serve --transport unix
-//! cargo run --release --example echo_server -- client unix:/run/user/1000/switchboard-.../sock
+//! cargo run --release --example echo_server -- client unix:@switchboard-...   # the address serve printed
 //! ```
 
 use std::error::Error;
@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
 use clap::{Parser, Subcommand};
-use nix::sys::signal::{SigSet, Signal};
 use switchboard::{Address, Error as SbError, Kind, Listener, Options, Transport, connect};
 
 #[derive(Parser, Debug)]
@@ -50,6 +49,9 @@ enum Mode {
         messages: usize,
         #[arg(long, default_value_t = 256)]
         size: usize,
+        /// Print nothing on success
+        #[arg(long)]
+        quiet: bool,
     },
 }
 
@@ -75,7 +77,7 @@ fn serve_client(mut conn: Box<dyn Transport>, echoed: &AtomicU64) -> Result<(), 
     }
 }
 
-fn client(address: &Address, messages: usize, size: usize) -> Result<(), Box<dyn Error>> {
+fn client(address: &Address, messages: usize, size: usize, quiet: bool) -> Result<(), Box<dyn Error>> {
     let mut conn = connect(address, &Options::new())?;
     let mut reply = Vec::new();
     for i in 0..messages {
@@ -86,36 +88,32 @@ fn client(address: &Address, messages: usize, size: usize) -> Result<(), Box<dyn
             return Err(format!("echo {i} differs").into());
         }
     }
+    if !quiet {
+        println!("{messages} messages of {size} B echoed by {address}, all verified");
+    }
     Ok(())
 }
 
-fn main() -> Result<(), Box<dyn Error>> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
     match args.mode.unwrap_or(Mode::Demo { transport: Kind::Tcp, clients: 16, messages: 1000 }) {
-        Mode::Client { address, messages, size } => client(&address, messages, size),
+        Mode::Client { address, messages, size, quiet } => client(&address, messages, size, quiet),
         Mode::Serve { transport } => {
-            // Ctrl-C or SIGTERM would end the process without running the listener's Drop,
-            // leaving a unix socket's private directory behind: take those signals on a
-            // thread of our own (blocked everywhere else) and clean up before exiting.
-            let signals = SigSet::from_iter([Signal::SIGINT, Signal::SIGTERM]);
-            signals.thread_block()?;
+            // A private unix listener is an abstract socket: Ctrl-C or SIGTERM leave nothing
+            // behind, so there is nothing to clean up. Out of file descriptors, or flooded
+            // with connections, `incoming()` sheds and backs off instead of failing.
             let listener = bind(transport)?;
             println!("listening on {}", listener.local_addr());
-            if let Address::Unix(path) = listener.local_addr().clone() {
-                thread::spawn(move || {
-                    let _ = signals.wait();
-                    let _ = std::fs::remove_file(&path);
-                    if let Some(dir) = path.parent() {
-                        let _ = std::fs::remove_dir(dir);
-                    }
-                    std::process::exit(130);
-                });
-            } else {
-                thread::spawn(move || {
-                    let _ = signals.wait();
-                    std::process::exit(130);
-                });
-            }
             let echoed = Arc::new(AtomicU64::new(0));
             for conn in listener.incoming() {
                 let conn = conn?;
@@ -136,7 +134,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             let children: Vec<_> = (0..clients)
                 .map(|_| {
                     Command::new(std::env::current_exe()?)
-                        .args(["client", &address.to_string(), "--messages", &messages.to_string()])
+                        .args(["client", &address.to_string(), "--quiet", "--messages", &messages.to_string()])
                         .spawn()
                 })
                 .collect::<Result<_, _>>()?;
