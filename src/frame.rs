@@ -19,7 +19,25 @@ use std::mem;
 use std::time::Instant;
 
 use crate::error::{Error, Result, try_resize};
-use crate::stream::Stream;
+
+/// What [`Stream::wait`] found ready.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Ready {
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+}
+
+/// The operations the framing layer needs from a byte stream (`stream.rs` implements it
+/// over sockets and pipes; the tests over memory).
+pub(crate) trait Stream {
+    /// Reads at least one byte, blocking until there is one; `Ok(0)` at end of stream.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes what fits now; `ErrorKind::WouldBlock` when nothing fits.
+    fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// Waits until the stream is readable (if `read`) or writable (if `write`), or until
+    /// `deadline`; returns what is ready (nothing at the deadline).
+    fn wait(&mut self, read: bool, write: bool, deadline: Option<Instant>) -> io::Result<Ready>;
+}
 
 /// Bytes in the length prefix.
 pub(crate) const PREFIX_LEN: usize = 4;
@@ -359,17 +377,21 @@ fn body_room(body: &mut Vec<u8>, len: usize, filled: usize, more: usize) -> Resu
 /// `Framed`: the three kernel transports differ only in how they connect.
 macro_rules! impl_transport {
     ($ty:ty, $kind:expr) => {
-        impl $crate::Transport for $ty {
-            fn send(&mut self, msg: &[u8]) -> $crate::Result<()> {
+        impl $crate::transport::Transport for $ty {
+            fn send(&mut self, msg: &[u8]) -> $crate::error::Result<()> {
                 self.framed.send(msg)
             }
-            fn recv(&mut self, buf: &mut Vec<u8>) -> $crate::Result<usize> {
+            fn recv(&mut self, buf: &mut Vec<u8>) -> $crate::error::Result<usize> {
                 self.framed.recv(buf, None)
             }
-            fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: std::time::Duration) -> $crate::Result<usize> {
+            fn recv_timeout(
+                &mut self,
+                buf: &mut Vec<u8>,
+                timeout: std::time::Duration,
+            ) -> $crate::error::Result<usize> {
                 self.framed.recv(buf, $crate::deadline::after(timeout))
             }
-            fn kind(&self) -> $crate::Kind {
+            fn kind(&self) -> $crate::transport::Kind {
                 $kind
             }
             fn max_message_size(&self) -> usize {
@@ -383,7 +405,6 @@ pub(crate) use impl_transport;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::Ready;
     use std::collections::VecDeque;
 
     /// An in-memory stream: reads return at most `chunk` bytes of `input`, then EOF (or

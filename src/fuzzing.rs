@@ -8,9 +8,8 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::time::Instant;
 
-use crate::frame::Framed;
+use crate::frame::{Framed, Ready, Stream};
 use crate::shm::ShmTransport;
-use crate::stream::{Ready, Stream};
 
 /// The address and length of the shared mapping behind `transport`, so a test can scribble on
 /// exactly that segment (and not another test's) to check that corruption gives errors.

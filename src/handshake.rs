@@ -7,12 +7,12 @@
 //! byte. Everything here parses untrusted bytes and never panics on them.
 
 use std::fmt;
+use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 use crate::deadline;
 use crate::error::{Error, Result};
-use crate::frame::{self, Framed, PREFIX_LEN};
-use crate::stream::Stream;
+use crate::frame::{self, Framed, PREFIX_LEN, Stream};
 
 /// The wire protocol version this build speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -210,6 +210,71 @@ fn client_exchange<S: Stream>(framed: &mut Framed<S>, token: Option<&Token>, tim
     }
 }
 
+/// The server's half on a listener: reads a client's hello frame from a non-blocking socket as
+/// it arrives, never past its end, so one `ppoll` loop can serve many handshakes at once.
+#[derive(Debug, Default)]
+pub(crate) struct HelloReader {
+    /// The frame so far, prefix included.
+    buf: Vec<u8>,
+}
+
+/// What reading a client's hello produced.
+pub(crate) enum Progress {
+    /// Not all of it has arrived yet.
+    More,
+    /// A well-formed hello of this version, with its token if it carried one.
+    Hello(Option<[u8; TOKEN_LEN]>),
+    /// Not a hello this server accepts: answer with this status and close.
+    Refuse(Status),
+    /// The client closed or reset the connection: nobody to answer.
+    Gone,
+}
+
+impl HelloReader {
+    /// Whether the client has sent nothing yet.
+    pub(crate) fn is_silent(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Reads what is available from `conn` (non-blocking).
+    pub(crate) fn read_from(&mut self, conn: &mut impl Read) -> Progress {
+        loop {
+            let want = if self.buf.len() < PREFIX_LEN {
+                PREFIX_LEN
+            } else {
+                let mut prefix = [0; PREFIX_LEN];
+                prefix.copy_from_slice(&self.buf[..PREFIX_LEN]);
+                let len = frame::decode_prefix(prefix);
+                if !hello_len_ok(len) {
+                    return Progress::Refuse(Status::Malformed);
+                }
+                PREFIX_LEN + len
+            };
+            let mut chunk = [0u8; PREFIX_LEN + HELLO_MAX];
+            let have = self.buf.len();
+            match conn.read(&mut chunk[..want - have]) {
+                Ok(0) if have == 0 => return Progress::Gone,
+                Ok(0) => return Progress::Refuse(Status::Malformed),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+                    return Progress::More;
+                }
+                Err(_) => return Progress::Gone,
+            }
+            if self.buf.len() < want {
+                return Progress::More;
+            }
+            if want > PREFIX_LEN {
+                return match parse_hello(&self.buf[PREFIX_LEN..]) {
+                    Ok(hello) => Progress::Hello(hello.token),
+                    Err(status) => Progress::Refuse(status),
+                };
+            }
+            // The prefix just completed: the body may well be readable at once.
+        }
+    }
+}
+
 /// The server's side over a stream that needs no reply (a spawned child's pipe): waits until
 /// `deadline` for the child's hello and checks its version and token.
 ///
@@ -279,6 +344,49 @@ mod tests {
             assert!(parse_hello(&junk).is_err());
             assert!(parse_reply(&junk).is_err());
         }
+    }
+
+    /// Hands out one byte per read, with a "would block" between bytes.
+    struct Trickle(Vec<u8>, bool);
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.1 = !self.1;
+            if self.1 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            if self.0.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = self.0.remove(0);
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn hello_reader_takes_a_hello_one_byte_at_a_time() {
+        let token = Token::random().unwrap();
+        let hello = encode_hello(Some(&token));
+        let mut wire = frame::encode_prefix(hello.len()).to_vec();
+        wire.extend_from_slice(&hello);
+        wire.extend_from_slice(b"first message, not read");
+        let mut conn = Trickle(wire, false);
+        let mut reader = HelloReader::default();
+        assert!(reader.is_silent());
+        let mut reads = 0;
+        let got = loop {
+            match reader.read_from(&mut conn) {
+                Progress::More => reads += 1,
+                other => break other,
+            }
+        };
+        assert!(matches!(got, Progress::Hello(Some(t)) if token.ct_eq(&t)));
+        assert!(reads >= PREFIX_LEN + HELLO_MAX && !reader.is_silent());
+        assert_eq!(conn.0, b"first message, not read", "nothing past the hello is read");
+        let mut closed = HelloReader::default();
+        assert!(matches!(closed.read_from(&mut Trickle(Vec::new(), true)), Progress::Gone));
+        let mut huge = HelloReader::default();
+        assert!(matches!(huge.read_from(&mut &[255u8, 255, 255, 255][..]), Progress::Refuse(Status::Malformed)));
     }
 
     #[test]

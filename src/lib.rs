@@ -7,6 +7,7 @@ mod frame;
 pub mod fuzzing;
 mod handshake;
 mod listener;
+#[cfg(feature = "measure")]
 pub mod measure;
 mod pair;
 mod pipe;

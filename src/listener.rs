@@ -34,8 +34,7 @@ use nix::sys::time::TimeSpec;
 
 use crate::deadline;
 use crate::error::{Error, Result};
-use crate::frame::{self, PREFIX_LEN};
-use crate::handshake::{self, HELLO_MAX, Status, Token};
+use crate::handshake::{self, HelloReader, Progress, Status, Token};
 use crate::tcp::TcpTransport;
 use crate::transport::{Options, Transport};
 use crate::unix::UnixTransport;
@@ -206,8 +205,8 @@ enum Socket {
 #[derive(Debug)]
 struct Pending {
     conn: Conn,
-    /// The bytes of the hello frame so far; empty while the client has said nothing.
-    hello: Vec<u8>,
+    /// The hello frame so far; empty while the client has said nothing.
+    hello: HelloReader,
     deadline: Option<Instant>,
     /// To be read in this round: `poll` said so, or it was just accepted (a client that sent
     /// its hello with its connect is served at once, one that closed is gone at once).
@@ -236,13 +235,6 @@ impl Conn {
         }
     }
 
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Conn::Tcp(s) => s.read(buf),
-            Conn::Unix(s) => s.read(buf),
-        }
-    }
-
     /// Best effort: the socket is new and non-blocking, so 12 bytes fit or the peer is gone.
     fn refuse(mut self, status: Status) {
         let frame = handshake::reply_frame(status);
@@ -253,13 +245,13 @@ impl Conn {
     }
 }
 
-/// What reading a pending connection produced.
-enum Progress {
-    More,
-    Hello(Option<[u8; handshake::TOKEN_LEN]>),
-    Refuse(Status),
-    /// The client closed or reset the connection: nobody to answer.
-    Gone,
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.read(buf),
+            Conn::Unix(s) => s.read(buf),
+        }
+    }
 }
 
 impl Listener {
@@ -423,7 +415,8 @@ impl Listener {
                 if !mem::take(&mut state.pending[i].readable) {
                     continue;
                 }
-                match read_hello(&mut state.pending[i]) {
+                let Pending { conn, hello, .. } = &mut state.pending[i];
+                match hello.read_from(conn) {
                     Progress::More => {}
                     Progress::Gone => {
                         state.pending.remove(i);
@@ -522,12 +515,7 @@ impl Listener {
                 self.shed_one(state);
             }
             let deadline = deadline::after(self.options.handshake_timeout);
-            state.pending.push(Pending {
-                conn,
-                hello: Vec::with_capacity(PREFIX_LEN + HELLO_MAX),
-                deadline,
-                readable: true,
-            });
+            state.pending.push(Pending { conn, hello: HelloReader::default(), deadline, readable: true });
         }
         Ok(())
     }
@@ -538,7 +526,7 @@ impl Listener {
         if state.pending.is_empty() {
             return false;
         }
-        let victim = state.pending.iter().position(|p| p.hello.is_empty()).unwrap_or(0);
+        let victim = state.pending.iter().position(|p| p.hello.is_silent()).unwrap_or(0);
         state.pending.remove(victim);
         self.refused.fetch_add(1, Ordering::Relaxed);
         true
@@ -619,39 +607,6 @@ fn reclaim_stale_socket(path: &Path) -> bool {
     match UnixStream::connect(path) {
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path).is_ok(),
         _ => false,
-    }
-}
-
-/// Reads what has arrived of a hello frame, never past its end.
-fn read_hello(p: &mut Pending) -> Progress {
-    let want = if p.hello.len() < PREFIX_LEN {
-        PREFIX_LEN
-    } else {
-        let mut prefix = [0; PREFIX_LEN];
-        prefix.copy_from_slice(&p.hello[..PREFIX_LEN]);
-        let len = frame::decode_prefix(prefix);
-        if !handshake::hello_len_ok(len) {
-            return Progress::Refuse(Status::Malformed);
-        }
-        PREFIX_LEN + len
-    };
-    let mut chunk = [0u8; PREFIX_LEN + HELLO_MAX];
-    let have = p.hello.len();
-    match p.conn.read(&mut chunk[..want - have]) {
-        Ok(0) if have == 0 => return Progress::Gone,
-        Ok(0) => return Progress::Refuse(Status::Malformed),
-        Ok(n) => p.hello.extend_from_slice(&chunk[..n]),
-        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => return Progress::More,
-        Err(_) => return Progress::Gone,
-    }
-    if p.hello.len() < want || want == PREFIX_LEN {
-        // Either more of this part is due, or the prefix just completed: check it next round
-        // (the socket may well be readable again at once).
-        return if p.hello.len() == PREFIX_LEN { read_hello(p) } else { Progress::More };
-    }
-    match handshake::parse_hello(&p.hello[PREFIX_LEN..]) {
-        Ok(hello) => Progress::Hello(hello.token),
-        Err(status) => Progress::Refuse(status),
     }
 }
 

@@ -17,6 +17,8 @@ use nix::poll::{PollFd, PollFlags, ppoll};
 use nix::sys::socket::{MsgFlags, sendmsg, setsockopt, sockopt};
 use nix::sys::time::{TimeSpec, TimeVal};
 
+use crate::frame::{Ready, Stream};
+
 /// How long a socket write may block in the kernel before it returns to let the framing layer
 /// read incoming data (`SO_SNDTIMEO`).
 ///
@@ -32,24 +34,6 @@ pub(crate) const SOCKET_SEND_SLICE: Duration = Duration::from_millis(2);
 /// took two writes and an extra wake-up: 2.6x the raw round trip), and large messages move
 /// in fewer, bigger steps.
 pub(crate) const PIPE_SIZE: usize = 1 << 20;
-
-/// What [`Stream::wait`] found ready.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Ready {
-    pub(crate) readable: bool,
-    pub(crate) writable: bool,
-}
-
-/// The operations the framing layer needs from a byte stream.
-pub(crate) trait Stream {
-    /// Reads at least one byte, blocking until there is one; `Ok(0)` at end of stream.
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
-    /// Writes what fits now; `ErrorKind::WouldBlock` when nothing fits.
-    fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
-    /// Waits until the stream is readable (if `read`) or writable (if `write`), or until
-    /// `deadline`; returns what is ready (nothing at the deadline).
-    fn wait(&mut self, read: bool, write: bool, deadline: Option<Instant>) -> io::Result<Ready>;
-}
 
 /// A connected socket (one fd both ways) or a pair of pipe ends.
 #[derive(Debug)]

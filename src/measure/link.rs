@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::error::{Error, Result};
 use crate::measure::sys::thread_cpu;
-use crate::{Error, Result, Transport};
+use crate::transport::Transport;
 
 /// Sends and receives whole messages; raw links know the size in advance instead of framing.
 pub(crate) trait Link {

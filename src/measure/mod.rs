@@ -37,7 +37,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::{DEFAULT_RING_CAPACITY, Error, Kind, Options, Result, Transport, WaitStrategy};
+use crate::error::{Error, Result};
+use crate::transport::{DEFAULT_RING_CAPACITY, Kind, Options, Transport, WaitStrategy};
 use link::Link;
 
 pub use peer::BenchPeer;
@@ -399,7 +400,7 @@ fn serve(spec: &str) -> Result<()> {
     }
     let mut link: Box<dyn Link> = match mechanism {
         Mechanism::Raw(kind) => raw::child_link(kind, size)?,
-        Mechanism::Transport { .. } => Box::new(crate::connect_to_parent()?),
+        Mechanism::Transport { .. } => Box::new(crate::spawn::connect_to_parent()?),
     };
     match mode {
         "latency" => link::echo(link.as_mut(), size, warmup),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::link::{Link, REPORT_LEN};
 use super::{Mechanism, Settings, Watchdog, reap, spawn};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 const ABSORB: u8 = 0;
 const ECHO: u8 = 1;

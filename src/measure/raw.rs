@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
 
+use crate::error::{Error, Result};
 use crate::measure::link::Link;
-use crate::{Error, Kind, Result};
+use crate::transport::Kind;
 
 /// Where the child finds the raw tcp listener.
 pub(crate) const ENV_RAW_ADDR: &str = "SWITCHBOARD_MEASURE_RAW_ADDR";

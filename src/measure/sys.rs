@@ -8,7 +8,7 @@ use nix::sys::resource::{UsageWho, getrusage};
 use nix::time::{ClockId, clock_gettime};
 use nix::unistd::Pid;
 
-use crate::Result;
+use crate::error::Result;
 
 /// User + system CPU time of the calling thread, so that helper threads such as a progress
 /// bar do not count.

@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// "SWBDSHM1" as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SWBDSHM1");

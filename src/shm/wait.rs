@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use crate::WaitStrategy;
 use crate::shm::layout::WakeLine;
+use crate::transport::WaitStrategy;
 
 /// How often a waiter checks that the peer process is alive (bounds death detection).
 pub(crate) const CHECK_EVERY: Duration = Duration::from_millis(10);
