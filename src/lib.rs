@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod address;
 mod deadline;
 mod error;
 mod frame;
@@ -19,9 +20,10 @@ mod tcp;
 mod transport;
 mod unix;
 
+pub use address::{Address, connect};
 pub use error::{Error, Result};
 pub use handshake::PROTOCOL_VERSION;
-pub use listener::{Address, Listener, connect};
+pub use listener::Listener;
 pub use pair::pair;
 pub use pipe::PipeTransport;
 pub use shm::{NamedShm, ShmRecvSlot, ShmSendSlot, ShmTransport};

@@ -1,7 +1,8 @@
 //! Two connected endpoints of any transport in one process, for tests and threads.
 
+use crate::address::Address;
 use crate::error::{Error, Result};
-use crate::listener::{Address, Listener};
+use crate::listener::Listener;
 use crate::pipe::PipeTransport;
 use crate::shm::ShmTransport;
 use crate::tcp::TcpTransport;

@@ -23,10 +23,11 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::sys::stat::{SFlag, fstat};
 
+use crate::address::{self, Address};
 use crate::deadline;
 use crate::error::{Error, Result};
 use crate::handshake::Token;
-use crate::listener::{self, Address, Listener};
+use crate::listener::Listener;
 use crate::pipe::PipeTransport;
 use crate::shm::ShmTransport;
 use crate::transport::{Kind, MAX_MESSAGE_SIZE_LIMIT, Options, Transport};
@@ -233,7 +234,7 @@ impl Options {
             let [memfd] = adopt_fds(fd, [SFlag::S_IFREG])?;
             return Ok(Box::new(ShmTransport::from_parent(memfd, self)?));
         }
-        listener::connect_with(&spec.parse::<Address>()?, self, Some(&token()?))
+        address::connect_with(&spec.parse::<Address>()?, self, Some(&token()?))
     }
 }
 

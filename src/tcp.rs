@@ -8,10 +8,10 @@
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use crate::address::Address;
 use crate::error::{Error, Result};
 use crate::frame::Framed;
 use crate::handshake::{self, Token};
-use crate::listener::Address;
 use crate::stream::FdStream;
 use crate::transport::{Kind, Options};
 

@@ -10,10 +10,10 @@ use std::path::Path;
 
 use nix::sys::socket::{getsockopt, sockopt};
 
+use crate::address::Address;
 use crate::error::{Error, Result};
 use crate::frame::Framed;
 use crate::handshake::{self, Token};
-use crate::listener::Address;
 use crate::stream::FdStream;
 use crate::transport::{Kind, Options};
 

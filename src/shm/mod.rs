@@ -8,17 +8,21 @@
 //! every other transport. See `ring.rs` for the record format and `wait.rs` for waiting and
 //! peer-death detection.
 
+mod child;
 mod layout;
+mod named;
 mod region;
 mod ring;
+mod slots;
 mod wait;
+
+pub use named::NamedShm;
+pub use slots::{ShmRecvSlot, ShmSendSlot};
 
 pub(crate) use ring::fuzz_reader;
 
 use std::collections::VecDeque;
 use std::mem;
-use std::ops::{Deref, DerefMut};
-use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -104,6 +108,16 @@ enum Got {
     Data,
 }
 
+/// A message ready for the caller; see [`ShmTransport::next_message`].
+enum Incoming {
+    /// A whole-message record in the ring, not yet released.
+    Ring(Record),
+    /// A message read ahead while a `send` waited.
+    Owned(Vec<u8>),
+    /// A fragmented message just completed in `partial`.
+    Reassembled,
+}
+
 /// The next thing the incoming ring holds.
 enum Next {
     /// A whole-message record, not yet released.
@@ -126,150 +140,9 @@ impl ShmTransport {
         Ok((Self::new(region, 0, options, PeerWatch::none())?, Self::new(other, 1, options, PeerWatch::none())?))
     }
 
-    /// The parent's side, before the child exists, and the memfd to hand to the child.
-    pub(crate) fn for_child(options: &Options) -> Result<(Self, OwnedFd)> {
-        options.check()?;
-        let (region, fd) = Region::memfd(layout::total_size(options.ring_capacity))?;
-        header(&region).init(options.ring_capacity, std::process::id());
-        Ok((Self::new(region, 0, options, PeerWatch::none())?, fd))
-    }
-
-    /// Starts watching the child once it runs.
-    pub(crate) fn watch_peer(&mut self, pid: u32) {
-        self.peer = PeerWatch::pid(pid as i32);
-    }
-
-    /// Waits until `deadline` for the child `pid` to attach: `Ok(false)` if it has not yet.
-    ///
-    /// # Errors
-    /// [`Error::Handshake`] if another process attached instead.
-    pub(crate) fn await_attached(&self, pid: u32, deadline: Option<Instant>) -> Result<bool> {
-        let h = header(&self.region);
-        if !wait_attached(h, deadline) {
-            return Ok(false);
-        }
-        match h.attacher_pid.load(Ordering::Acquire) {
-            who if who == pid => Ok(true),
-            who => Err(Error::Handshake(format!("process {who} attached to the segment instead of the child {pid}"))),
-        }
-    }
-
     /// The mapping's address and length, for tests that scribble on a live segment.
     pub(crate) fn mapping(&self) -> (usize, usize) {
         (self.region.ptr().as_ptr() as usize, self.region.len())
-    }
-
-    /// The child's side, from the memfd it inherited.
-    pub(crate) fn from_parent(memfd: OwnedFd, options: &Options) -> Result<Self> {
-        let region = Region::attach_memfd(&memfd, HEADER_SIZE)?;
-        drop(memfd);
-        let h = header(&region);
-        h.validate(region.len())?;
-        let ppid = nix::unistd::getppid().as_raw();
-        if h.creator_pid.load(Ordering::Relaxed) as i32 != ppid {
-            return Err(Error::Handshake("the shared segment was not created by our parent".into()));
-        }
-        let peer = PeerWatch::pid(ppid);
-        if nix::unistd::getppid().as_raw() != ppid {
-            return Err(Error::Disconnected);
-        }
-        claim(h)?;
-        Self::new(region, 1, options, peer)
-    }
-
-    /// Creates a named segment (`shm_open`, owner-only) for an unrelated process to open with
-    /// [`open_named`](ShmTransport::open_named). The name exists until the peer attaches (then
-    /// [`NamedShm::accept`] removes it) or the `NamedShm` is dropped.
-    ///
-    /// A segment left under `name` by a creator that died before anyone attached (a
-    /// switchboard segment of this user, never attached, whose creator process is gone) is
-    /// removed and the name reused.
-    ///
-    /// # Errors
-    /// [`Error::Io`] naming the segment if the name is in use or the segment cannot be made;
-    /// [`Error::Config`] for a name with `/` or NUL in it, or invalid options.
-    ///
-    /// # Platform-specific behavior
-    /// If this process is killed before a peer attaches, the name stays in `/dev/shm` until
-    /// the next `create_named` of that name, [`remove_named`](ShmTransport::remove_named), or
-    /// an `open_named`, each of which removes it. After attach nothing can leak. Named segments cannot be sealed: a peer of the
-    /// same user could truncate it and make the next access raise SIGBUS (see the README's
-    /// threat model); parent and child connections use a sealed memfd instead.
-    ///
-    /// # Examples
-    /// ```
-    /// use std::time::Duration;
-    /// use switchboard::{Options, ShmTransport, Transport};
-    ///
-    /// let name = format!("switchboard-doc-{}", std::process::id());
-    /// let server = ShmTransport::create_named(&name, &Options::new())?;
-    /// let mut client = ShmTransport::open_named(&name, &Options::new())?;
-    /// let mut server = server.accept(Duration::from_secs(5))?;
-    /// client.send(b"hello")?;
-    /// let mut buf = Vec::new();
-    /// server.recv(&mut buf)?;
-    /// assert_eq!(buf, b"hello");
-    /// # Ok::<(), switchboard::Error>(())
-    /// ```
-    pub fn create_named(name: &str, options: &Options) -> Result<NamedShm> {
-        options.check()?;
-        let size = layout::total_size(options.ring_capacity);
-        let region = match Region::create_named(name, size) {
-            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::AlreadyExists && reclaim_abandoned(name) => {
-                Region::create_named(name, size)
-            }
-            other => other,
-        }?;
-        header(&region).init(options.ring_capacity, std::process::id());
-        Ok(NamedShm { name: name.to_owned(), region: Some(region), options: options.clone() })
-    }
-
-    /// Opens a segment made by [`create_named`](ShmTransport::create_named) in another
-    /// process. Its ring capacity comes from the segment.
-    ///
-    /// # Errors
-    /// [`Error::Io`] naming the segment if no such name exists (`NotFound`);
-    /// [`Error::IncompatibleSegment`] if it is not a switchboard segment of this version, or
-    /// not owner-only and ours; [`Error::Handshake`] if another process attached first, or
-    /// if its creator is gone (the abandoned segment is then removed).
-    pub fn open_named(name: &str, options: &Options) -> Result<Self> {
-        options.check()?;
-        let region = Region::open_named(name, HEADER_SIZE)?;
-        let h = header(&region);
-        h.validate(region.len())?;
-        let creator = h.creator_pid.load(Ordering::Relaxed);
-        let peer = PeerWatch::pid(creator as i32);
-        if !peer.alive() {
-            reclaim_abandoned(name);
-            return Err(Error::Handshake(format!(
-                "the creator of shared-memory segment {name:?} (pid {creator}) is gone; the segment was removed"
-            )));
-        }
-        claim(h)?;
-        Self::new(region, 1, options, peer)
-    }
-
-    /// Removes the name of a segment made by [`create_named`](ShmTransport::create_named), as
-    /// `shm_unlink(3)` does: connected endpoints keep working. Returns whether the name
-    /// existed.
-    ///
-    /// # Errors
-    /// [`Error::Config`] for an invalid name; [`Error::Io`] naming the segment if it cannot be
-    /// removed (for example, another user's).
-    ///
-    /// # Examples
-    /// ```
-    /// use switchboard::{Options, ShmTransport};
-    ///
-    /// let name = format!("switchboard-doc-remove-{}", std::process::id());
-    /// let segment = ShmTransport::create_named(&name, &Options::new())?;
-    /// std::mem::forget(segment); // as if the creator had been killed
-    /// assert!(ShmTransport::remove_named(&name)?);
-    /// assert!(!ShmTransport::remove_named(&name)?);
-    /// # Ok::<(), switchboard::Error>(())
-    /// ```
-    pub fn remove_named(name: &str) -> Result<bool> {
-        region::remove_named(name)
     }
 
     /// Builds side `side` (0: creator, 1: attacher) over a validated or fresh region.
@@ -322,86 +195,6 @@ impl ShmTransport {
         self.strategy
     }
 
-    /// The largest message [`reserve`](ShmTransport::reserve) can place in one record: a
-    /// quarter of the ring, minus a 16-byte header.
-    pub fn max_in_place(&self) -> usize {
-        self.producer.max_record().min(self.max)
-    }
-
-    /// Reserves `len` bytes in the outgoing ring to fill in place, waiting for room; the
-    /// message is sent when the slot is [`commit`](ShmSendSlot::commit)ted and discarded if the
-    /// slot is dropped.
-    ///
-    /// # Errors
-    /// [`Error::MessageTooLarge`] if `len` is above [`max_in_place`](ShmTransport::max_in_place)
-    /// (use `send` for those); [`Error::Disconnected`] if the peer is gone.
-    ///
-    /// # Examples
-    /// ```
-    /// use switchboard::{Options, ShmTransport, Transport};
-    ///
-    /// let (mut a, mut b) = ShmTransport::pair(&Options::new())?;
-    /// let mut slot = a.reserve(5)?;
-    /// slot.copy_from_slice(b"fills");
-    /// slot.commit();
-    /// let msg = b.recv_in_place()?;
-    /// assert_eq!(&*msg, b"fills");
-    /// # Ok::<(), switchboard::Error>(())
-    /// ```
-    pub fn reserve(&mut self, len: usize) -> Result<ShmSendSlot<'_>> {
-        let max = self.max_in_place();
-        if len > max {
-            return Err(Error::MessageTooLarge { len, max });
-        }
-        if self.broken || self.send_broken {
-            return Err(Error::Disconnected);
-        }
-        let Got::Space(res) = self.wait(Want::Space(len), None)? else { unreachable!("space wait") };
-        Ok(ShmSendSlot { transport: self, res })
-    }
-
-    /// Receives the next message without copying it out of the ring: the slot borrows the
-    /// bytes and frees their space when dropped. (A message that arrived in fragments, or
-    /// was read ahead while a `send` waited, is served from a private buffer instead.)
-    ///
-    /// # Errors
-    /// As [`Transport::recv`].
-    pub fn recv_in_place(&mut self) -> Result<ShmRecvSlot<'_>> {
-        self.recv_slot(None)
-    }
-
-    /// Like [`recv_in_place`](ShmTransport::recv_in_place), with a timeout.
-    ///
-    /// # Errors
-    /// As [`Transport::recv_timeout`].
-    pub fn recv_in_place_timeout(&mut self, timeout: Duration) -> Result<ShmRecvSlot<'_>> {
-        self.recv_slot(Instant::now().checked_add(timeout))
-    }
-
-    fn recv_slot(&mut self, deadline: Option<Instant>) -> Result<ShmRecvSlot<'_>> {
-        loop {
-            if let Some(msg) = self.inbox.pop_front() {
-                self.inbox_cost -= msg.len() + INBOX_OVERHEAD;
-                return Ok(ShmRecvSlot { transport: self, inner: Slot::Owned(msg) });
-            }
-            if self.broken {
-                return Err(Error::Disconnected);
-            }
-            match self.advance()? {
-                Some(Next::Whole(rec)) => {
-                    return Ok(ShmRecvSlot { transport: self, inner: Slot::Ring(rec) });
-                }
-                Some(Next::Message) => {
-                    let msg = mem::take(&mut self.partial);
-                    return Ok(ShmRecvSlot { transport: self, inner: Slot::Owned(msg) });
-                }
-                None => {
-                    self.wait(Want::Data, deadline)?;
-                }
-            }
-        }
-    }
-
     fn send_record(&mut self, tag: Tag, bytes: &[u8], total: u64) -> Result<()> {
         let Got::Space(res) = self.wait(Want::Space(bytes.len()), None)? else { unreachable!("space wait") };
         self.producer.write(&res, bytes);
@@ -410,35 +203,49 @@ impl ShmTransport {
         Ok(())
     }
 
-    fn recv_until(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<usize> {
+    /// The next message, waiting until `deadline`: from the inbox, whole in the ring (not yet
+    /// released), or just reassembled from fragments in `partial`. The one receive loop behind
+    /// `recv`, `recv_timeout` and `recv_in_place`.
+    fn next_message(&mut self, deadline: Option<Instant>) -> Result<Incoming> {
         loop {
             if let Some(msg) = self.inbox.pop_front() {
                 self.inbox_cost -= msg.len() + INBOX_OVERHEAD;
-                *buf = msg;
-                return Ok(buf.len());
+                return Ok(Incoming::Owned(msg));
             }
             if self.broken {
                 return Err(Error::Disconnected);
             }
             match self.advance()? {
-                Some(Next::Whole(rec)) => {
-                    buf.clear();
-                    let read = self.consumer.read_into(&rec, buf);
-                    self.release(&rec);
-                    if let Err(e) = read {
-                        self.broken = true;
-                        return Err(e);
-                    }
-                    return Ok(rec.len);
-                }
-                Some(Next::Message) => {
-                    mem::swap(buf, &mut self.partial);
-                    self.partial.clear();
-                    return Ok(buf.len());
-                }
+                Some(Next::Whole(rec)) => return Ok(Incoming::Ring(rec)),
+                Some(Next::Message) => return Ok(Incoming::Reassembled),
                 None => {
                     self.wait(Want::Data, deadline)?;
                 }
+            }
+        }
+    }
+
+    fn recv_until(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<usize> {
+        match self.next_message(deadline)? {
+            Incoming::Ring(rec) => {
+                buf.clear();
+                let read = self.consumer.read_into(&rec, buf);
+                self.release(&rec);
+                if let Err(e) = read {
+                    self.broken = true;
+                    return Err(e);
+                }
+                Ok(rec.len)
+            }
+            Incoming::Owned(msg) => {
+                *buf = msg;
+                Ok(buf.len())
+            }
+            Incoming::Reassembled => {
+                // The caller's old buffer becomes the next reassembly buffer.
+                mem::swap(buf, &mut self.partial);
+                self.partial.clear();
+                Ok(buf.len())
             }
         }
     }
@@ -636,54 +443,6 @@ impl ShmTransport {
 /// in the inbox queue and the allocator's bookkeeping, rounded up.
 const INBOX_OVERHEAD: usize = 64;
 
-/// Marks an attached segment as taken by this process, refusing a second attacher, and wakes
-/// the creator if it waits for us.
-fn claim(h: &Header) -> Result<()> {
-    let me = std::process::id();
-    if h.attacher_pid.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire).is_err() {
-        return Err(Error::Handshake("the shared segment already has a peer".into()));
-    }
-    h.attached.store(1, Ordering::Release);
-    wait::futex_wake(&h.attached);
-    Ok(())
-}
-
-/// Waits until a peer has attached to the segment, or `deadline`; whether it has.
-fn wait_attached(h: &Header, deadline: Option<Instant>) -> bool {
-    loop {
-        if h.attached.load(Ordering::Acquire) != 0 {
-            return true;
-        }
-        let now = Instant::now();
-        let slice = match deadline {
-            Some(d) if now >= d => return false,
-            Some(d) => (d - now).min(CHECK_EVERY),
-            None => CHECK_EVERY,
-        };
-        wait::futex_wait(&h.attached, 0, slice);
-    }
-}
-
-/// Removes the named segment `name` if it was abandoned: a valid switchboard segment of this
-/// user that nobody attached to and whose creator process is gone. Whether it did.
-///
-/// A creator whose pid was reused by another process looks alive, so such a segment stays
-/// (a leftover, never a wrong removal).
-fn reclaim_abandoned(name: &str) -> bool {
-    let Ok(region) = Region::open_named(name, HEADER_SIZE) else {
-        return false;
-    };
-    let h = header(&region);
-    if h.validate(region.len()).is_err() || h.attached.load(Ordering::Acquire) != 0 {
-        return false;
-    }
-    if PeerWatch::pid(h.creator_pid.load(Ordering::Relaxed) as i32).alive() {
-        return false;
-    }
-    region::unlink_named(name);
-    true
-}
-
 /// The header at the start of a region.
 fn header(region: &Region) -> &Header {
     // SAFETY: every region is at least HEADER_SIZE bytes (checked when mapped), page-aligned
@@ -725,7 +484,7 @@ impl Transport for ShmTransport {
     }
 
     fn recv_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
-        self.recv_until(buf, Instant::now().checked_add(timeout))
+        self.recv_until(buf, deadline::after(timeout))
     }
 
     fn kind(&self) -> Kind {
@@ -743,129 +502,6 @@ impl Drop for ShmTransport {
         // The peer may sleep waiting for data (from us) or for space (that we will never
         // free): one bell covers both.
         self.peer_bell.ring();
-    }
-}
-
-/// A message being written in place; see [`ShmTransport::reserve`].
-#[derive(Debug)]
-pub struct ShmSendSlot<'a> {
-    transport: &'a mut ShmTransport,
-    res: Reservation,
-}
-
-impl ShmSendSlot<'_> {
-    /// Publishes the message to the peer.
-    pub fn commit(self) {
-        let len = self.len() as u64;
-        self.transport.producer.commit(self.res, Tag::Whole, len);
-        self.transport.peer_bell.ring();
-    }
-}
-
-impl Deref for ShmSendSlot<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        self.transport.producer.payload(&self.res)
-    }
-}
-
-impl DerefMut for ShmSendSlot<'_> {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        let res = self.res;
-        self.transport.producer.payload_mut(&res)
-    }
-}
-
-/// A received message read in place; see [`ShmTransport::recv_in_place`].
-///
-/// The bytes of a slot over the ring live in memory the peer maps: a peer that follows the
-/// protocol never writes them before the slot is dropped, but a hostile or broken one could,
-/// so copy them (or use `recv`) before acting on them if you do not trust the peer.
-#[derive(Debug)]
-pub struct ShmRecvSlot<'a> {
-    transport: &'a mut ShmTransport,
-    inner: Slot,
-}
-
-#[derive(Debug)]
-enum Slot {
-    Ring(Record),
-    Owned(Vec<u8>),
-}
-
-impl Deref for ShmRecvSlot<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match &self.inner {
-            Slot::Ring(rec) => self.transport.consumer.payload(rec),
-            Slot::Owned(msg) => msg,
-        }
-    }
-}
-
-impl Drop for ShmRecvSlot<'_> {
-    fn drop(&mut self) {
-        if let Slot::Ring(rec) = &self.inner {
-            let rec = *rec;
-            self.transport.release(&rec);
-        }
-    }
-}
-
-/// A named segment waiting for its peer; see [`ShmTransport::create_named`]. Dropping it
-/// before a peer attached removes the name.
-#[derive(Debug)]
-pub struct NamedShm {
-    name: String,
-    region: Option<Region>,
-    options: Options,
-}
-
-impl NamedShm {
-    /// The segment's name, to pass to [`ShmTransport::open_named`].
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Waits up to `timeout` for a peer to attach, then removes the name and returns the
-    /// connected endpoint.
-    ///
-    /// # Errors
-    /// [`Error::Timeout`] if no peer attached in time. `accept` takes the `NamedShm`, so
-    /// after a timeout it has been dropped and its name removed: create a new segment to wait
-    /// again.
-    ///
-    /// # Examples
-    /// ```
-    /// use std::time::Duration;
-    /// use switchboard::{Error, Options, ShmTransport};
-    ///
-    /// let name = format!("switchboard-doc-accept-{}", std::process::id());
-    /// let lonely = ShmTransport::create_named(&name, &Options::new())?;
-    /// assert!(matches!(lonely.accept(Duration::from_millis(1)), Err(Error::Timeout)));
-    /// assert!(!ShmTransport::remove_named(&name)?, "the name went with the NamedShm");
-    /// # Ok::<(), switchboard::Error>(())
-    /// ```
-    pub fn accept(mut self, timeout: Duration) -> Result<ShmTransport> {
-        let Some(region) = self.region.take() else {
-            return Err(Error::Disconnected);
-        };
-        let h = header(&region);
-        if !wait_attached(h, deadline::after(timeout)) {
-            region::unlink_named(&self.name);
-            return Err(Error::Timeout);
-        }
-        let peer = PeerWatch::pid(h.attacher_pid.load(Ordering::Acquire) as i32);
-        region::unlink_named(&self.name);
-        ShmTransport::new(region, 0, &self.options, peer)
-    }
-}
-
-impl Drop for NamedShm {
-    fn drop(&mut self) {
-        if self.region.is_some() {
-            region::unlink_named(&self.name);
-        }
     }
 }
 
