@@ -69,6 +69,12 @@ pub enum Error {
     #[error("corrupt shared-memory segment: {0}")]
     CorruptSegment(&'static str),
 
+    /// The peer broke an exchange the caller defined: a message of the wrong length, out of
+    /// order or damaged, or a peer process that failed (the harness in `measure` checks
+    /// every message it times).
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+
     /// An option, address or environment variable handed to switchboard is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -78,8 +78,20 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
 }
 
-/// The four transports.
+/// The transports. More will come (the enum is `#[non_exhaustive]`): match with a `_` arm.
+///
+/// # Examples
+/// ```
+/// use switchboard::Kind;
+///
+/// let kind: Kind = "shm".parse()?;
+/// assert_eq!(kind, Kind::Shm);
+/// assert_eq!(kind.to_string(), "shm");
+/// assert!(Kind::ALL.contains(&kind));
+/// # Ok::<(), switchboard::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Kind {
     /// TCP over loopback (or any address), `TCP_NODELAY` on. Reaches other hosts too.
     Tcp,

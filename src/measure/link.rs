@@ -28,7 +28,7 @@ impl Link for Box<dyn Transport> {
     fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> Result<()> {
         let got = Transport::recv(self, buf)?;
         if got != len {
-            return Err(Error::Config(format!("expected a {len}-byte message, got {got} bytes")));
+            return Err(Error::Protocol(format!("expected a {len}-byte message, got {got} bytes")));
         }
         Ok(())
     }
@@ -76,7 +76,7 @@ fn check_stamp(msg: &[u8], seq: u64) -> Result<()> {
     let head_ok = msg[1..1 + n] == bytes[..n];
     let tail_ok = msg.len() < 17 || msg[msg.len() - 8..] == bytes;
     if !head_ok || !tail_ok {
-        return Err(Error::Config(format!("message {seq} arrived out of order or damaged")));
+        return Err(Error::Protocol(format!("message {seq} arrived out of order or damaged")));
     }
     Ok(())
 }

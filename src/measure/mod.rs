@@ -5,7 +5,8 @@
 //! Round trips are recorded one by one in an HDR histogram (Gil Tene's HdrHistogram, via the
 //! `hdrhistogram` crate) and reported as round trips, never halved into "one-way latency".
 //! Throughput counts only messages whose length and sequence stamps checked out. CPU time is
-//! `getrusage(2)` of the measuring thread in each process, so that a spinning transport shows
+//! `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` of the measuring thread in each process (see
+//! `sys.rs` for why not `getrusage(2)`), so that a spinning transport shows
 //! what its low latency costs.
 //!
 //! The binary that runs the harness is also the child: call [`serve_if_child`] first thing in
@@ -235,7 +236,7 @@ pub struct Measurement {
 /// child process (this executable, which must call [`serve_if_child`]).
 ///
 /// # Errors
-/// Whatever spawning or the exchange returns; [`Error::Config`] if a message arrived damaged
+/// Whatever spawning or the exchange returns; [`Error::Protocol`] if a message arrived damaged
 /// or out of order.
 ///
 /// # Panics
@@ -261,7 +262,7 @@ fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Res
     let ping = ping?;
     let h = &ping.histogram;
     if ping.child.count != h.len() {
-        return Err(Error::Config(format!(
+        return Err(Error::Protocol(format!(
             "the child echoed {} round trips, the parent timed {}",
             ping.child.count,
             h.len()
@@ -287,7 +288,7 @@ fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Res
     reap(child)?;
     let stream = stream?;
     if stream.child.count != stream.messages {
-        return Err(Error::Config(format!(
+        return Err(Error::Protocol(format!(
             "the child sent {} messages, the parent counted {}",
             stream.child.count, stream.messages
         )));
@@ -366,7 +367,7 @@ const MEASUREMENT_LIMIT: Duration = Duration::from_secs(120);
 fn reap(mut child: Child) -> Result<()> {
     let status = child.wait()?;
     if !status.success() {
-        return Err(Error::Config(format!("the measurement child failed: {status}")));
+        return Err(Error::Protocol(format!("the measurement child failed: {status}")));
     }
     Ok(())
 }

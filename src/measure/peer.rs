@@ -49,7 +49,7 @@ impl BenchPeer {
     /// timing.
     ///
     /// # Errors
-    /// Whatever spawning returns, or [`Error::Config`] if the check fails.
+    /// Whatever spawning returns, or [`Error::Protocol`] if the check fails.
     ///
     /// # Panics
     /// If `size` is 0.
@@ -67,7 +67,7 @@ impl BenchPeer {
         peer.msg[size - 1] = 0x11;
         peer.round_trips(1)?;
         if peer.buf != peer.msg {
-            return Err(Error::Config("the bench peer's echo differs".into()));
+            return Err(Error::Protocol("the bench peer's echo differs".into()));
         }
         peer.stream(1)?;
         Ok(peer)
@@ -107,7 +107,7 @@ impl BenchPeer {
     /// Tells the child to exit and checks that it did so cleanly.
     ///
     /// # Errors
-    /// [`Error::Config`] if the child failed.
+    /// [`Error::Protocol`] if the child failed.
     pub fn finish(mut self) -> Result<()> {
         self.msg[0] = EXIT;
         self.link.send(&self.msg)?;

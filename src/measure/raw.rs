@@ -5,8 +5,9 @@
 //! `TCP_NODELAY`; shm: two rings of fixed-size slots in a memfd, each side spinning on an
 //! atomic counter. Messages have a size both sides know, so a read is `read_exact`.
 //!
-//! This file bypasses the library on purpose, so it holds the one piece of unsafe code
-//! outside `shm/` and `spawn.rs`: the raw shared-memory mapping.
+//! This file bypasses the library on purpose, so it holds unsafe code of its own outside
+//! `shm/` and `spawn.rs`: the raw shared-memory mapping (`stream.rs` has the other piece, the
+//! SIGPIPE disposition).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,4 +1,5 @@
-//! Process facts the harness records: CPU time (`getrusage(2)`), pinning
+//! Process facts the harness records: CPU time (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)` per
+//! thread, `getrusage(2)` per process), pinning
 //! (`sched_setaffinity(2)`) and the CPU model.
 
 use std::time::Duration;

@@ -4,7 +4,7 @@
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::shm::layout::{self, HEADER_SIZE, Header};
@@ -85,6 +85,9 @@ pub(super) fn wait_attached(h: &Header, deadline: Option<Instant>) -> bool {
             Some(d) => (d - now).min(CHECK_EVERY),
             None => CHECK_EVERY,
         };
-        wait::futex_wait(&h.attached, 0, slice);
+        // A futex that cannot be waited on (it should not happen) degrades to polling.
+        if wait::futex_wait(&h.attached, 0, slice).is_err() {
+            std::thread::sleep(slice.min(Duration::from_millis(1)));
+        }
     }
 }

@@ -29,8 +29,8 @@ const LINE: usize = 128;
 /// One cache line holding one side's index of a ring.
 #[repr(C, align(128))]
 pub(crate) struct IndexLine {
-    /// Bytes written (producer's line) or read (consumer's line) since creation; wraps never
-    /// happen in practice (u64).
+    /// Bytes written (producer's line) or read (consumer's line) since creation, modulo 2^64:
+    /// positions wrap (with wrapping arithmetic, see `ring.rs`), records never do.
     pub(crate) pos: AtomicU64,
 }
 

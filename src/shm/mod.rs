@@ -421,7 +421,7 @@ impl ShmTransport {
                 return Err(Error::Timeout);
             }
             let slice = deadline.map_or(CHECK_EVERY, |d| (d - now).min(CHECK_EVERY));
-            sleep.sleep(slice);
+            sleep.sleep(slice)?;
             if !self.peer.alive() {
                 return self.last_look(want);
             }

@@ -25,15 +25,27 @@ use crate::transport::WaitStrategy;
 pub(crate) const CHECK_EVERY: Duration = Duration::from_millis(10);
 
 /// Sleeps while `word` holds `expected`, at most `timeout`.
-pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+///
+/// # Errors
+/// Any error but the three that mean "go and look again" (`EINTR`, `EAGAIN`: the word had
+/// changed, `ETIMEDOUT`), which are `Ok`.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> std::io::Result<()> {
     let ts = libc::timespec {
         tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
     // SAFETY: `word` is a live, aligned u32 in a shared mapping; FUTEX_WAIT only reads it and
-    // `ts` outlives the call. EINTR, EAGAIN and ETIMEDOUT are all "go and look again".
-    unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, &ts as *const libc::timespec);
+    // `ts` outlives the call.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, &ts as *const libc::timespec)
+    };
+    if ret == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EINTR | libc::EAGAIN | libc::ETIMEDOUT) => Ok(()),
+        _ => Err(err),
     }
 }
 
@@ -97,8 +109,11 @@ pub(crate) struct Sleep {
 
 impl Sleep {
     /// Sleeps until rung or `timeout`.
-    pub(crate) fn sleep(self, timeout: Duration) {
-        futex_wait(&self.bell.line().seq, self.seq, timeout);
+    ///
+    /// # Errors
+    /// As [`futex_wait`].
+    pub(crate) fn sleep(self, timeout: Duration) -> std::io::Result<()> {
+        futex_wait(&self.bell.line().seq, self.seq, timeout)
     }
 }
 
