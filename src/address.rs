@@ -14,8 +14,9 @@ use crate::tcp::TcpTransport;
 use crate::transport::{Options, Transport};
 use crate::unix::UnixTransport;
 
-/// Where a [`Listener`] listens: `tcp:HOST:PORT`, `unix:PATH`, or `unix:@NAME` for a Linux
-/// abstract socket (no file; what [`Listener::bind_unix_private`] uses).
+/// Where a [`Listener`](crate::Listener) listens: `tcp:HOST:PORT`, `unix:PATH`, or
+/// `unix:@NAME` for a Linux abstract socket (no file; what
+/// [`Listener::bind_unix_private`](crate::Listener::bind_unix_private) uses).
 ///
 /// # Examples
 /// ```
@@ -71,7 +72,7 @@ impl FromStr for Address {
     }
 }
 
-/// Connects to a switchboard [`Listener`] at `addr` and performs the handshake.
+/// Connects to a switchboard [`Listener`](crate::Listener) at `addr` and performs the handshake.
 ///
 /// # Errors
 /// As [`TcpTransport::connect`] and [`UnixTransport::connect`].

@@ -18,6 +18,28 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// do too, but `recv` still returns what the peer sent, then `Disconnected`. After
 /// [`MessageTooLarge`](Error::MessageTooLarge) and [`Timeout`](Error::Timeout) the connection
 /// is still usable, and nothing was sent or lost.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use switchboard::{Error, Kind, Options, Transport, pair};
+///
+/// let options = Options::new().max_message_size(16);
+/// let (mut a, mut b) = pair(Kind::Pipe, &options)?;
+/// // Too large: refused before anything is written, and the connection stays usable.
+/// let err = a.send(&[0; 17]).unwrap_err();
+/// assert!(matches!(err, Error::MessageTooLarge { len: 17, max: 16 }));
+/// assert_eq!(err.to_string(), "message of 17 bytes exceeds the maximum of 16 bytes");
+/// a.send(b"fits")?;
+/// let mut buf = Vec::new();
+/// match b.recv_timeout(&mut buf, Duration::from_secs(5)) {
+///     Ok(_) => assert_eq!(buf, b"fits"),
+///     Err(Error::Timeout) => unreachable!("it was sent"),
+///     Err(Error::Disconnected) => unreachable!("a is still open"),
+///     Err(e) => return Err(e),
+/// }
+/// # Ok::<(), switchboard::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

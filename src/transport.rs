@@ -19,6 +19,31 @@ use crate::error::{Error, Result};
 ///
 /// Dropping an endpoint closes it: the peer's `recv` returns the messages already sent, then
 /// [`Error::Disconnected`]; the peer's `send` returns `Disconnected`.
+///
+/// # Examples
+/// Code written against the trait works over every transport:
+/// ```
+/// use std::time::Duration;
+/// use switchboard::{Error, Kind, Options, Transport, pair};
+///
+/// fn echo_once(conn: &mut dyn Transport) -> switchboard::Result<()> {
+///     let mut buf = Vec::new();
+///     conn.recv(&mut buf)?;
+///     conn.send(&buf)
+/// }
+///
+/// for kind in Kind::ALL {
+///     let (mut a, mut b) = pair(kind, &Options::new())?;
+///     a.send(b"ping")?;
+///     echo_once(b.as_mut())?;
+///     let mut reply = Vec::new();
+///     assert_eq!(a.recv_timeout(&mut reply, Duration::from_secs(5))?, 4);
+///     assert!(matches!(a.recv_timeout(&mut reply, Duration::ZERO), Err(Error::Timeout)));
+///     drop(b);
+///     assert!(matches!(a.recv(&mut reply), Err(Error::Disconnected)));
+/// }
+/// # Ok::<(), switchboard::Error>(())
+/// ```
 pub trait Transport: Send {
     /// Sends one whole message, blocking until it has been handed to the transport.
     ///
@@ -138,6 +163,18 @@ impl FromStr for Kind {
 /// How a shared-memory endpoint waits for its peer.
 ///
 /// Only [`Kind::Shm`] uses it; the kernel transports always sleep in the kernel.
+///
+/// # Examples
+/// ```
+/// use switchboard::{Options, ShmTransport, WaitStrategy};
+///
+/// // Lowest latency, one core busy on each side while waiting:
+/// let (a, _b) = ShmTransport::pair(&Options::new().wait_strategy(WaitStrategy::Spin))?;
+/// assert_eq!(a.wait_strategy(), WaitStrategy::Spin);
+/// assert_eq!("block".parse::<WaitStrategy>()?, WaitStrategy::Block);
+/// assert_eq!(WaitStrategy::default(), WaitStrategy::Adaptive);
+/// # Ok::<(), switchboard::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum WaitStrategy {
     /// Busy-poll: lowest latency, one CPU core busy on each side while waiting.

@@ -54,7 +54,20 @@ impl ShmTransport {
     /// was read ahead while a `send` waited, is served from a private buffer instead.)
     ///
     /// # Errors
-    /// As [`Transport::recv`].
+    /// As [`Transport::recv`](crate::Transport::recv).
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::{Options, ShmTransport, Transport};
+    ///
+    /// let (mut a, mut b) = ShmTransport::pair(&Options::new())?;
+    /// a.send(b"read me where I lie")?;
+    /// {
+    ///     let msg = b.recv_in_place()?;
+    ///     assert!(msg.starts_with(b"read me"));
+    /// } // dropping the slot frees its space in the ring
+    /// # Ok::<(), switchboard::Error>(())
+    /// ```
     pub fn recv_in_place(&mut self) -> Result<ShmRecvSlot<'_>> {
         self.recv_slot(None)
     }
@@ -62,7 +75,7 @@ impl ShmTransport {
     /// Like [`recv_in_place`](ShmTransport::recv_in_place), with a timeout.
     ///
     /// # Errors
-    /// As [`Transport::recv_timeout`].
+    /// As [`Transport::recv_timeout`](crate::Transport::recv_timeout).
     pub fn recv_in_place_timeout(&mut self, timeout: Duration) -> Result<ShmRecvSlot<'_>> {
         self.recv_slot(deadline::after(timeout))
     }
