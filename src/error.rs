@@ -97,6 +97,20 @@ pub enum Error {
     #[error("protocol violation: {0}")]
     Protocol(String),
 
+    /// A received message is not a valid encoding of the expected type (`Typed`, feature
+    /// `serde`). The message was consumed; the connection is still usable.
+    #[error("a message of {len} bytes does not decode: {reason}")]
+    Decode {
+        /// The message's length.
+        len: usize,
+        /// What the decoder found wrong.
+        reason: String,
+    },
+
+    /// A value could not be encoded for sending; nothing was sent.
+    #[error("a value cannot be encoded: {0}")]
+    Encode(String),
+
     /// An option, address or environment variable handed to switchboard is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -18,6 +18,8 @@ mod spawn;
 mod stream;
 mod tcp;
 mod transport;
+#[cfg(feature = "serde")]
+mod typed;
 mod unix;
 
 pub use address::{Address, connect};
@@ -33,4 +35,6 @@ pub use transport::{
     DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_RING_CAPACITY, DEFAULT_SPIN, Kind, MAX_MESSAGE_SIZE_LIMIT, Options, Transport,
     WaitStrategy,
 };
+#[cfg(feature = "serde")]
+pub use typed::Typed;
 pub use unix::{PeerCredentials, UnixTransport};
