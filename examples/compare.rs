@@ -2,15 +2,17 @@
 //! mechanism under it, at each message size, each in a real child process.
 //!
 //! ```text
-//! cargo run --release --example compare                 # the default run, under a minute
-//! cargo run --release --example compare -- --quick      # a smoke test, under 10 s
-//! cargo run --release --example compare -- --transports unix,shm-spin --sizes 64,64K --pin 0,1
+//! cargo run --release --features measure --example compare                 # the default run, under a minute
+//! cargo run --release --features measure --example compare -- --quick      # a smoke test, under 10 s
+//! cargo run --release --features measure --example compare -- --transports unix,shm-spin --sizes 64,64K --pin 0,1
 //! ```
 //! Prints a table and one verdict per size, and writes `compare.json`, `compare.csv` and
 //! `compare.svg` to `--out` (default `target/switchboard/`).
 
 use std::error::Error;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -19,26 +21,31 @@ use plotters::prelude::*;
 use switchboard::measure::{self, Mechanism, Report, Settings, human_size};
 
 /// Compare switchboard's transports side by side, each against its raw mechanism.
+///
+/// Measures round-trip latency and one-way throughput of each transport (shm in each wait
+/// strategy) and of the raw mechanism under it (plain syscalls, no framing), at each message
+/// size, each time with a fresh child process. Prints a table and one verdict per size, and
+/// writes compare.json, compare.csv and compare.svg to --out.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "compare", version)]
 struct Args {
-    /// Comma-separated mechanisms: tcp, unix, pipe, shm-spin, shm-block, shm-adaptive
+    /// Comma-separated transports: tcp, unix, pipe, shm, shm-spin, shm-block, shm-adaptive
     /// (each is measured beside its raw baseline) [default: all]
-    #[arg(long, value_delimiter = ',', value_parser = parse_mechanism)]
+    #[arg(long, value_delimiter = ',', value_parser = cli::parse_transport)]
     transports: Vec<Mechanism>,
 
-    /// Comma-separated message sizes, with optional K or M suffix (KiB, MiB)
+    /// Comma-separated message sizes, with optional K or M suffix (KiB, MiB), up to 64M
     /// [default: 8,64,1K,16K,64K,1M; with --quick: 64,64K]
     #[arg(long, value_delimiter = ',', value_parser = parse_size)]
     sizes: Vec<usize>,
 
     /// Measured round trips per transport and size, at most [default: 20000; --quick: 2000]
-    #[arg(long)]
+    #[arg(long, value_parser = cli::parse_count)]
     iterations: Option<usize>,
 
     /// Time budget of each latency measurement in seconds [default: 0.3; --quick: 0.04]
-    #[arg(long)]
-    duration: Option<f64>,
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
 
     /// Pin parent and child to two cores, e.g. 0,1 (records the placement in the results)
     #[arg(long, value_parser = parse_pin)]
@@ -53,27 +60,69 @@ struct Args {
     quick: bool,
 }
 
-fn parse_mechanism(s: &str) -> Result<Mechanism, String> {
-    let m: Mechanism = s.parse().map_err(|e| format!("{e}"))?;
-    if m.is_raw() {
-        return Err("raw baselines are measured beside each transport; name the transport".into());
+/// The option parsers `ping_pong` shares: it includes this file as a module for them, so that
+/// both examples accept the same spellings of transports (`shm-spin`), sizes (`64K`) and counts.
+pub(crate) mod cli {
+    use switchboard::measure::Mechanism;
+
+    /// A transport: tcp, unix, pipe, shm (adaptive), shm-spin, shm-block or shm-adaptive.
+    pub(crate) fn parse_transport(s: &str) -> Result<Mechanism, String> {
+        let Ok(m) = s.parse::<Mechanism>() else {
+            let names: Vec<String> = Mechanism::all_transports().iter().map(ToString::to_string).collect();
+            return Err(format!("expected one of {}, or shm (adaptive)", names.join(", ")));
+        };
+        if m.is_raw() {
+            return Err("raw baselines are measured beside each transport; name the transport".into());
+        }
+        Ok(m)
     }
-    Ok(m)
+
+    /// A message size in bytes, with an optional K or M suffix (KiB, MiB): 64, 16K, 1M.
+    pub(crate) fn parse_size(s: &str) -> Result<usize, String> {
+        let s = s.trim();
+        let (digits, mult) = match s.chars().last() {
+            Some('K' | 'k') => (&s[..s.len() - 1], 1 << 10),
+            Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
+            _ => (s, 1),
+        };
+        let n: usize = digits.parse().map_err(|_| format!("{s:?} is not a size like 64, 16K or 1M"))?;
+        match n.checked_mul(mult) {
+            Some(0) => Err("a message has at least 1 byte".into()),
+            Some(size) => Ok(size),
+            None => Err(format!("{s} bytes is more than this machine can address")),
+        }
+    }
+
+    /// A number of round trips: at least 1, since a run of none has no percentiles, and at
+    /// most a billion, which takes minutes even where a round trip takes 0.1 µs.
+    pub(crate) fn parse_count(s: &str) -> Result<usize, String> {
+        match s.trim().parse::<usize>() {
+            Ok(0) => Err("must be at least 1".into()),
+            Ok(n) if n > MAX_COUNT => Err(format!("must be at most {MAX_COUNT}")),
+            Ok(n) => Ok(n),
+            Err(_) => Err(format!("{s:?} is not a whole number")),
+        }
+    }
+
+    const MAX_COUNT: usize = 1_000_000_000;
 }
 
+/// A size the comparison measures: at most 64 MiB, the transports' default message limit.
 fn parse_size(s: &str) -> Result<usize, String> {
-    let s = s.trim();
-    let (digits, mult) = match s.chars().last() {
-        Some('K' | 'k') => (&s[..s.len() - 1], 1 << 10),
-        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
-        _ => (s, 1),
-    };
-    let n: usize = digits.parse().map_err(|_| format!("{s:?} is not a size like 64, 16K or 1M"))?;
-    let size = n.checked_mul(mult).ok_or("size overflows")?;
-    if !(1..=64 << 20).contains(&size) {
-        return Err(format!("size {size} must be between 1 byte and 64 MiB"));
+    let size = cli::parse_size(s)?;
+    if size > 64 << 20 {
+        return Err(format!("{size} bytes is above 64 MiB, the largest size compared"));
     }
     Ok(size)
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let seconds: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    // Written so that NaN fails too.
+    if !(seconds > 0.0 && seconds < 3600.0) {
+        return Err("must be above 0 and below 3600 seconds".into());
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 fn parse_pin(s: &str) -> Result<(usize, usize), String> {
@@ -87,12 +136,16 @@ fn parse_pin(s: &str) -> Result<(usize, usize), String> {
     Ok((a, b))
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
+        // Whoever read our output has stopped reading (`| head -1`): that is no failure.
+        Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
+            let _ = writeln!(io::stderr(), "error: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -104,14 +157,10 @@ fn run() -> Result<(), Box<dyn Error>> {
 
     let mut settings = if args.quick { Settings::quick() } else { Settings::default() };
     if let Some(n) = args.iterations {
-        settings.iterations = n.max(1);
+        settings.iterations = n;
     }
     if let Some(d) = args.duration {
-        if !(d > 0.0 && d < 3600.0) {
-            eprintln!("error: --duration must be between 0 and 3600 seconds");
-            std::process::exit(2);
-        }
-        settings.duration = Duration::from_secs_f64(d);
+        settings.duration = d;
     }
     settings.pin = args.pin;
     // Fail now, not after minutes of measuring, if the results cannot be written.
@@ -149,23 +198,33 @@ fn run() -> Result<(), Box<dyn Error>> {
     }
     bar.finish_and_clear();
 
-    println!("{}", report.table());
-    for line in report.verdicts() {
-        println!("{line}");
-    }
+    // Stdout may be closed (`| head`), but the files are the results: write them regardless.
+    let mut out = io::stdout().lock();
+    let printed = print_results(&mut out, &report);
     let json = args.out.join("compare.json");
     let csv = args.out.join("compare.csv");
     let svg = args.out.join("compare.svg");
     std::fs::write(&json, report.to_json()).map_err(|e| format!("writing {}: {e}", json.display()))?;
     std::fs::write(&csv, report.to_csv()).map_err(|e| format!("writing {}: {e}", csv.display()))?;
     draw(&report, &svg).map_err(|e| format!("drawing {}: {e}", svg.display()))?;
-    println!(
+    printed?;
+    writeln!(
+        out,
         "\nfinished in {:.1} s; wrote {}, {}, {}",
         started.elapsed().as_secs_f64(),
         json.display(),
         csv.display(),
         svg.display()
-    );
+    )?;
+    Ok(())
+}
+
+/// The table, then one verdict per size.
+fn print_results(out: &mut impl Write, report: &Report) -> io::Result<()> {
+    writeln!(out, "{}", report.table())?;
+    for line in report.verdicts() {
+        writeln!(out, "{line}")?;
+    }
     Ok(())
 }
 

@@ -8,7 +8,8 @@
 //! ```
 
 use std::error::Error;
-use std::process::Command;
+use std::io::{self, Write};
+use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
@@ -16,8 +17,13 @@ use std::thread;
 use clap::{Parser, Subcommand};
 use switchboard::{Address, Error as SbError, Kind, Listener, Options, Transport, connect};
 
+/// An echo server with one thread per client, and the clients that check it.
+///
+/// Without a command, runs the demo: a server and 16 client processes (copies of this
+/// program) that each send messages and check every echo. `serve` runs a server until
+/// killed; `client` checks a running server.
 #[derive(Parser, Debug)]
-#[command(about)]
+#[command(name = "echo_server")]
 struct Args {
     #[command(subcommand)]
     mode: Option<Mode>,
@@ -30,8 +36,10 @@ enum Mode {
         /// tcp or unix
         #[arg(long, default_value = "tcp")]
         transport: Kind,
+        /// Client processes to start
         #[arg(long, default_value_t = 16)]
         clients: usize,
+        /// Messages each client sends and checks
         #[arg(long, default_value_t = 1000)]
         messages: usize,
     },
@@ -45,8 +53,10 @@ enum Mode {
     Client {
         /// tcp:HOST:PORT or unix:PATH
         address: Address,
+        /// Messages to send and check
         #[arg(long, default_value_t = 1000)]
         messages: usize,
+        /// Message size in bytes
         #[arg(long, default_value_t = 256)]
         size: usize,
         /// Print nothing on success
@@ -89,17 +99,21 @@ fn client(address: &Address, messages: usize, size: usize, quiet: bool) -> Resul
         }
     }
     if !quiet {
-        println!("{messages} messages of {size} B echoed by {address}, all verified");
+        writeln!(io::stdout().lock(), "{messages} messages of {size} B echoed by {address}, all verified")?;
     }
     Ok(())
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
+        // Whoever read our output has stopped reading (`| head -1`): that is no failure.
+        Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
+            let _ = writeln!(io::stderr(), "error: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -113,14 +127,15 @@ fn run() -> Result<(), Box<dyn Error>> {
             // behind, so there is nothing to clean up. Out of file descriptors, or flooded
             // with connections, `incoming()` sheds and backs off instead of failing.
             let listener = bind(transport)?;
-            println!("listening on {}", listener.local_addr());
+            // Whoever started us needs this address; if they have stopped reading, stop too.
+            writeln!(io::stdout().lock(), "listening on {}", listener.local_addr())?;
             let echoed = Arc::new(AtomicU64::new(0));
             for conn in listener.incoming() {
                 let conn = conn?;
                 let echoed = echoed.clone();
                 thread::spawn(move || {
                     if let Err(e) = serve_client(conn, &echoed) {
-                        eprintln!("client error: {e}");
+                        let _ = writeln!(io::stderr(), "client error: {e}");
                     }
                 });
             }
@@ -129,7 +144,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         Mode::Demo { transport, clients, messages } => {
             let listener = bind(transport)?;
             let address = listener.local_addr().clone();
-            println!("listening on {address}; starting {clients} client processes");
+            writeln!(io::stdout().lock(), "listening on {address}; starting {clients} client processes")?;
             // Each client is this program in client mode.
             let children: Vec<_> = (0..clients)
                 .map(|_| {
@@ -155,11 +170,12 @@ fn run() -> Result<(), Box<dyn Error>> {
                     return Err(format!("a client failed: {status}").into());
                 }
             }
-            println!(
+            writeln!(
+                io::stdout().lock(),
                 "{} messages echoed to {clients} clients, all verified; {} refused",
                 echoed.load(Ordering::Relaxed),
                 listener.refused()
-            );
+            )?;
             Ok(())
         }
     }
