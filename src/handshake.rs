@@ -15,6 +15,44 @@ use crate::error::{Error, Result};
 use crate::frame::{self, Framed, PREFIX_LEN, Stream};
 
 /// The wire protocol version this build speaks.
+///
+/// A client sends it in its hello; a server of another version answers "wrong version" and
+/// closes the connection (the README's "Wire format" has every byte).
+///
+/// # Examples
+/// A client in another language needs only these bytes. Here a plain [`TcpStream`] does the
+/// handshake with a switchboard [`Listener`](crate::Listener):
+/// ```
+/// use std::io::{Read, Write};
+/// use std::net::TcpStream;
+/// use switchboard::{Address, Listener, Options, PROTOCOL_VERSION, Transport};
+///
+/// let listener = Listener::bind_tcp(&Options::new())?;
+/// let Address::Tcp(addr) = *listener.local_addr() else { unreachable!("a tcp listener") };
+/// let client = std::thread::spawn(move || -> std::io::Result<(TcpStream, [u8; 12])> {
+///     let mut stream = TcpStream::connect(addr)?;
+///     // One frame: u32 LE length 8, then magic, version (u16 LE) and flags (u16 LE, 0: no token).
+///     let mut hello = 8u32.to_le_bytes().to_vec();
+///     hello.extend_from_slice(b"SWBH");
+///     hello.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+///     hello.extend_from_slice(&0u16.to_le_bytes());
+///     stream.write_all(&hello)?;
+///     let mut reply = [0u8; 12];
+///     stream.read_exact(&mut reply)?;
+///     Ok((stream, reply))
+/// });
+/// let mut conn = listener.accept()?;
+/// let (_stream, reply) = client.join().expect("the client thread panicked")?;
+/// // The reply frame: length 8, magic, version (u16 LE), status (0: accepted), 0.
+/// assert_eq!(reply[..4], 8u32.to_le_bytes());
+/// assert_eq!(reply[4..8], *b"SWBR");
+/// assert_eq!(reply[8..10], PROTOCOL_VERSION.to_le_bytes());
+/// assert_eq!(reply[10..], [0, 0]);
+/// conn.send(b"welcome")?;
+/// # Ok::<(), switchboard::Error>(())
+/// ```
+///
+/// [`TcpStream`]: std::net::TcpStream
 pub const PROTOCOL_VERSION: u16 = 1;
 
 /// Bytes in a spawn token: 256 random bits.

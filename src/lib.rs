@@ -1,3 +1,8 @@
+// README's chart is `![...][compare-chart]`, defined at its end as the relative path
+// docs/results/compare.svg, which rustdoc cannot load. The crate docs define it first (the
+// first definition of a link label wins) as a data URI of the same file, made by
+// docs/rustdoc-chart.sh.
+#![doc = include_str!("../docs/rustdoc-chart.md")]
 #![doc = include_str!("../README.md")]
 
 mod address;

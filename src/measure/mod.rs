@@ -13,6 +13,7 @@
 //! `main`.
 //!
 //! # Examples
+//! Not run as a doctest: [`measure`] starts this program again as its child process.
 //! ```no_run
 //! use switchboard::measure::{self, Mechanism, Settings};
 //! use switchboard::Kind;
@@ -47,12 +48,55 @@ pub use report::{Report, human_size};
 pub use sys::{cpu_count, cpu_model, process_cpu};
 
 /// What the child should do, in the environment: `latency|throughput;MECHANISM;SIZE;WARMUP;COUNT`.
+///
+/// [`measure`] sets it for the child it starts (for example `latency;shm-spin;64;200;2000`);
+/// [`serve_if_child`] reads it.
+///
+/// # Examples
+/// ```
+/// use switchboard::measure::{self, ENV_MEASURE};
+///
+/// // Not a measurement child, so this returns at once instead of serving and exiting.
+/// assert!(std::env::var_os(ENV_MEASURE).is_none());
+/// measure::serve_if_child();
+/// ```
 pub const ENV_MEASURE: &str = "SWITCHBOARD_MEASURE";
 /// The core the child pins itself to.
+///
+/// [`measure`] sets it from the second core of [`Settings::pin`].
+///
+/// # Examples
+/// ```
+/// use switchboard::measure::{ENV_MEASURE_PIN, Settings};
+///
+/// // With these settings the child is started with SWITCHBOARD_MEASURE_PIN=1.
+/// let settings = Settings { pin: Some((0, 1)), ..Settings::quick() };
+/// assert_eq!(ENV_MEASURE_PIN, "SWITCHBOARD_MEASURE_PIN");
+/// assert_eq!(settings.pin.map(|(_, child)| child), Some(1));
+/// ```
 pub const ENV_MEASURE_PIN: &str = "SWITCHBOARD_MEASURE_PIN";
 
 /// A thing to measure: a switchboard transport (shm with a wait strategy) or the raw
 /// mechanism under it.
+///
+/// Its name (`Display` and `FromStr`) is the one the reports and the `compare` example's
+/// `--transports` option use.
+///
+/// # Examples
+/// ```
+/// use switchboard::measure::Mechanism;
+/// use switchboard::{Kind, WaitStrategy};
+///
+/// let spin: Mechanism = "shm-spin".parse()?;
+/// assert_eq!(spin, Mechanism::Transport { kind: Kind::Shm, wait: WaitStrategy::Spin });
+/// assert_eq!(spin.raw().to_string(), "raw-shm");
+/// assert!(spin.raw().is_raw() && spin.raw().kind() == Kind::Shm);
+/// assert_eq!(Mechanism::transport(Kind::Shm).to_string(), "shm-adaptive");
+///
+/// let names: Vec<String> = Mechanism::all_transports().iter().map(|m| m.to_string()).collect();
+/// assert_eq!(names, ["tcp", "unix", "pipe", "shm-spin", "shm-block", "shm-adaptive"]);
+/// # Ok::<(), switchboard::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mechanism {
     /// A switchboard transport.
@@ -69,11 +113,35 @@ pub enum Mechanism {
 
 impl Mechanism {
     /// A transport with the default wait strategy.
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::measure::Mechanism;
+    /// use switchboard::{Kind, WaitStrategy};
+    ///
+    /// let shm = Mechanism::transport(Kind::Shm);
+    /// assert_eq!(shm, Mechanism::Transport { kind: Kind::Shm, wait: WaitStrategy::Adaptive });
+    /// ```
     pub fn transport(kind: Kind) -> Self {
         Mechanism::Transport { kind, wait: WaitStrategy::default() }
     }
 
     /// Every transport (shm in each wait strategy), in report order.
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::measure::Mechanism;
+    ///
+    /// // Each transport and, once per kind, its raw baseline: what the `compare` example measures.
+    /// let mut mechanisms = Vec::new();
+    /// for m in Mechanism::all_transports() {
+    ///     mechanisms.push(m);
+    ///     if !mechanisms.contains(&m.raw()) {
+    ///         mechanisms.push(m.raw());
+    ///     }
+    /// }
+    /// assert_eq!(mechanisms.len(), 10); // 6 transports, 4 raw baselines
+    /// ```
     pub fn all_transports() -> Vec<Mechanism> {
         let mut out = Vec::new();
         for kind in Kind::ALL {
@@ -87,11 +155,29 @@ impl Mechanism {
     }
 
     /// The raw baseline of this mechanism's kind.
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::Kind;
+    /// use switchboard::measure::Mechanism;
+    ///
+    /// assert_eq!("shm-block".parse::<Mechanism>()?.raw(), Mechanism::Raw(Kind::Shm));
+    /// # Ok::<(), switchboard::Error>(())
+    /// ```
     pub fn raw(self) -> Mechanism {
         Mechanism::Raw(self.kind())
     }
 
     /// The underlying kind.
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::Kind;
+    /// use switchboard::measure::Mechanism;
+    ///
+    /// assert_eq!("raw-unix".parse::<Mechanism>()?.kind(), Kind::Unix);
+    /// # Ok::<(), switchboard::Error>(())
+    /// ```
     pub fn kind(self) -> Kind {
         match self {
             Mechanism::Transport { kind, .. } | Mechanism::Raw(kind) => kind,
@@ -99,6 +185,15 @@ impl Mechanism {
     }
 
     /// Whether this is a raw baseline.
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::Kind;
+    /// use switchboard::measure::Mechanism;
+    ///
+    /// assert!(Mechanism::Raw(Kind::Pipe).is_raw());
+    /// assert!(!Mechanism::transport(Kind::Pipe).is_raw());
+    /// ```
     pub fn is_raw(self) -> bool {
         matches!(self, Mechanism::Raw(_))
     }
@@ -131,6 +226,18 @@ impl FromStr for Mechanism {
 }
 
 /// How much to measure.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use switchboard::measure::Settings;
+///
+/// // The quick settings, with parent and child pinned to cores 0 and 1 and a 10 ms budget
+/// // for each latency run.
+/// let settings = Settings { pin: Some((0, 1)), duration: Duration::from_millis(10), ..Settings::quick() };
+/// assert_eq!(settings.iterations, 2000);
+/// assert_eq!(settings.ring_capacity, switchboard::DEFAULT_RING_CAPACITY);
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
     /// Unmeasured round trips (and streamed messages) first.
@@ -163,7 +270,17 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// A smoke-test setting: a tenth of the default work.
+    /// A smoke-test setting: about a tenth of the default work (2,000 round trips or 40 ms,
+    /// 16 MiB streams).
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::measure::Settings;
+    ///
+    /// let (quick, full) = (Settings::quick(), Settings::default());
+    /// assert_eq!(quick.iterations * 10, full.iterations);
+    /// assert_eq!(quick.stream_bytes * 16, full.stream_bytes);
+    /// ```
     pub fn quick() -> Self {
         Settings {
             warmup: 200,
@@ -180,6 +297,30 @@ impl Settings {
 }
 
 /// Round-trip latency of one mechanism at one size.
+///
+/// Every figure is a whole round trip (parent to child and back), never halved into a
+/// one-way latency.
+///
+/// # Examples
+/// [`measure`] fills it in; here it is written by hand.
+/// ```
+/// use switchboard::measure::Latency;
+///
+/// let latency = Latency {
+///     round_trips: 2000,
+///     min_ns: 610,
+///     p50_ns: 700,
+///     p90_ns: 820,
+///     p99_ns: 14_900,
+///     p999_ns: 40_000,
+///     max_ns: 90_000,
+///     cpu_ns_per_round_trip: 2_100.0,
+/// };
+/// let tail = latency.p99_ns as f64 / latency.p50_ns as f64;
+/// println!("median {:.2} µs, p99 {tail:.0}x the median", latency.p50_ns as f64 / 1e3);
+/// // 2.1 µs of CPU per 0.7 µs round trip: both processes were busy all the time (spinning).
+/// assert!(latency.cpu_ns_per_round_trip > 2.0 * latency.p50_ns as f64);
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct Latency {
     /// Measured round trips.
@@ -201,6 +342,22 @@ pub struct Latency {
 }
 
 /// One-way throughput of one mechanism at one size.
+///
+/// # Examples
+/// [`measure`] fills it in; here it is written by hand, for 64-byte messages.
+/// ```
+/// use switchboard::measure::Throughput;
+///
+/// let throughput = Throughput {
+///     messages: 200_000,
+///     seconds: 0.5,
+///     mb_per_s: 25.6,
+///     msgs_per_s: 400_000.0,
+///     cpu_ns_per_message: 2_300.0,
+/// };
+/// assert_eq!(throughput.msgs_per_s, throughput.messages as f64 / throughput.seconds);
+/// assert_eq!(throughput.mb_per_s, throughput.msgs_per_s * 64.0 / 1e6);
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct Throughput {
     /// Messages received and checked.
@@ -216,6 +373,34 @@ pub struct Throughput {
 }
 
 /// Everything measured for one mechanism at one size.
+///
+/// # Examples
+/// [`measure`] returns one; here it is written by hand and given to a [`Report`].
+/// ```
+/// use switchboard::measure::{Latency, Measurement, Report, Settings, Throughput};
+///
+/// let latency = Latency {
+///     round_trips: 2000,
+///     min_ns: 610,
+///     p50_ns: 700,
+///     p90_ns: 820,
+///     p99_ns: 14_900,
+///     p999_ns: 40_000,
+///     max_ns: 90_000,
+///     cpu_ns_per_round_trip: 2_100.0,
+/// };
+/// let throughput = Throughput {
+///     messages: 200_000,
+///     seconds: 0.5,
+///     mb_per_s: 25.6,
+///     msgs_per_s: 400_000.0,
+///     cpu_ns_per_message: 2_300.0,
+/// };
+/// let m = Measurement { mechanism: "pipe".into(), kind: "pipe".into(), raw: false, size: 64, latency, throughput };
+/// let mut report = Report::new(Settings::quick());
+/// report.measurements.push(m);
+/// assert_eq!(report.to_csv().lines().count(), 2); // the header and one row
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct Measurement {
     /// `tcp`, `shm-spin`, `raw-pipe`, ...
@@ -241,6 +426,22 @@ pub struct Measurement {
 ///
 /// # Panics
 /// If `size` is 0 (the harness stamps every message).
+///
+/// # Examples
+/// Not run as a doctest: the measurement starts this program again as its child process,
+/// which [`serve_if_child`] turns into the echoing peer.
+/// ```no_run
+/// use switchboard::Kind;
+/// use switchboard::measure::{self, Mechanism, Settings};
+///
+/// measure::serve_if_child();
+/// let settings = Settings::quick();
+/// for mechanism in [Mechanism::transport(Kind::Pipe), Mechanism::Raw(Kind::Pipe)] {
+///     let m = measure::measure(mechanism, 1024, &settings)?;
+///     println!("{:<9} p50 {} ns, {:.0} MB/s", m.mechanism, m.latency.p50_ns, m.throughput.mb_per_s);
+/// }
+/// # Ok::<(), switchboard::Error>(())
+/// ```
 pub fn measure(mechanism: Mechanism, size: usize, settings: &Settings) -> Result<Measurement> {
     assert!(size > 0, "the harness needs messages of at least one byte");
     if let Some((parent, _)) = settings.pin {
@@ -313,6 +514,19 @@ fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Res
 
 /// Single-core memcpy bandwidth in MB/s for `size`-byte copies through a 4 MiB buffer: the
 /// ceiling for a shared-memory ring.
+///
+/// It copies for `budget` (and at least 16 times), so the figure is steadier the longer the
+/// budget.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use switchboard::measure::memcpy_mb_per_s;
+///
+/// let ceiling = memcpy_mb_per_s(64 * 1024, Duration::from_millis(5));
+/// assert!(ceiling > 0.0);
+/// println!("64 KiB copies: {ceiling:.0} MB/s");
+/// ```
 pub fn memcpy_mb_per_s(size: usize, budget: Duration) -> f64 {
     raw::memcpy_bandwidth(size, budget) / 1e6
 }
@@ -374,6 +588,21 @@ fn reap(mut child: Child) -> Result<()> {
 
 /// In a child started by [`measure`], runs its side of the measurement and exits the process;
 /// anywhere else returns at once. Call it first thing in `main` of any binary that measures.
+///
+/// # Examples
+/// Not run as a doctest: the program starts a copy of itself as the measurement child.
+/// ```no_run
+/// use switchboard::Kind;
+/// use switchboard::measure::{self, Mechanism, Settings};
+///
+/// fn main() -> Result<(), switchboard::Error> {
+///     // In the child this serves the measurement and exits; in the parent it returns at once.
+///     measure::serve_if_child();
+///     let m = measure::measure(Mechanism::transport(Kind::Unix), 64, &Settings::quick())?;
+///     println!("unix 64 B: p99 round trip {} ns", m.latency.p99_ns);
+///     Ok(())
+/// }
+/// ```
 pub fn serve_if_child() {
     let Ok(spec) = std::env::var(ENV_MEASURE) else { return };
     let code = match serve(&spec) {
@@ -416,6 +645,20 @@ fn serve(spec: &str) -> Result<()> {
 ///
 /// # Errors
 /// Whatever the transport returns.
+///
+/// # Examples
+/// ```
+/// use switchboard::measure::{echo_until_disconnected, round_trip_percentiles};
+/// use switchboard::{Kind, Options, pair};
+///
+/// let (mut client, mut server) = pair(Kind::Shm, &Options::new())?;
+/// let echo = std::thread::spawn(move || echo_until_disconnected(&mut *server));
+/// let (p50, p99) = round_trip_percentiles(&mut *client, 64, 100)?;
+/// assert!(p50 <= p99);
+/// drop(client); // the echo thread sees Disconnected and returns Ok
+/// echo.join().expect("the echo thread panicked")?;
+/// # Ok::<(), switchboard::Error>(())
+/// ```
 pub fn round_trip_percentiles(t: &mut dyn Transport, size: usize, count: usize) -> Result<(Duration, Duration)> {
     let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid bounds");
     let msg = vec![0x42u8; size];
@@ -433,6 +676,22 @@ pub fn round_trip_percentiles(t: &mut dyn Transport, size: usize, count: usize) 
 ///
 /// # Errors
 /// Any error other than [`Error::Disconnected`].
+///
+/// # Examples
+/// ```
+/// use switchboard::measure::echo_until_disconnected;
+/// use switchboard::{Kind, Options, Transport, pair};
+///
+/// let (mut a, mut b) = pair(Kind::Pipe, &Options::new())?;
+/// let echo = std::thread::spawn(move || echo_until_disconnected(&mut *b));
+/// a.send(b"ping")?;
+/// let mut buf = Vec::new();
+/// a.recv(&mut buf)?;
+/// assert_eq!(buf, b"ping");
+/// drop(a); // a disconnect is the normal end: the echo returns Ok
+/// echo.join().expect("the echo thread panicked")?;
+/// # Ok::<(), switchboard::Error>(())
+/// ```
 pub fn echo_until_disconnected(t: &mut dyn Transport) -> Result<()> {
     let mut buf = Vec::new();
     loop {

@@ -18,6 +18,7 @@ const EXIT: u8 = 3;
 /// A child process connected by one mechanism, ready for timed batches.
 ///
 /// # Examples
+/// Not run as a doctest: the peer is this program started again as a child process.
 /// ```no_run
 /// use switchboard::measure::{self, BenchPeer, Mechanism, Settings};
 /// use switchboard::Kind;

@@ -8,6 +8,44 @@ use serde::Serialize;
 use super::{Measurement, Settings};
 
 /// A whole comparison run: where it ran, how, and every measurement.
+///
+/// # Examples
+/// In a real run the measurements come from [`measure`](super::measure()), which needs a
+/// child process; here one is written by hand.
+/// ```
+/// use switchboard::measure::{Latency, Measurement, Report, Settings, Throughput};
+///
+/// let mut report = Report::new(Settings::quick());
+/// report.measurements.push(Measurement {
+///     mechanism: "pipe".into(),
+///     kind: "pipe".into(),
+///     raw: false,
+///     size: 64,
+///     latency: Latency {
+///         round_trips: 2000,
+///         min_ns: 61_000,
+///         p50_ns: 80_000,
+///         p90_ns: 95_000,
+///         p99_ns: 130_000,
+///         p999_ns: 190_000,
+///         max_ns: 250_000,
+///         cpu_ns_per_round_trip: 60_000.0,
+///     },
+///     throughput: Throughput {
+///         messages: 200_000,
+///         seconds: 0.5,
+///         mb_per_s: 25.6,
+///         msgs_per_s: 400_000.0,
+///         cpu_ns_per_message: 2_300.0,
+///     },
+/// });
+/// report.memcpy_mb_per_s.push((64, 9_000.0));
+///
+/// print!("{}", report.table());
+/// assert_eq!(report.verdicts(), ["    64 B: lowest round trip pipe (80.00 µs); highest throughput pipe (26 MB/s)"]);
+/// assert!(report.to_csv().starts_with("mechanism,kind,raw,size,"));
+/// assert!(report.to_json().contains(r#""placement": "unpinned""#));
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// CPU model from /proc/cpuinfo.
@@ -191,7 +229,17 @@ impl Report {
     }
 }
 
-/// `64 B`, `16 KiB`, `1 MiB`.
+/// `64 B`, `16 KiB`, `1 MiB`: the largest binary unit that divides `size` exactly.
+///
+/// # Examples
+/// ```
+/// use switchboard::measure::human_size;
+///
+/// assert_eq!(human_size(64), "64 B");
+/// assert_eq!(human_size(16 * 1024), "16 KiB");
+/// assert_eq!(human_size(1 << 20), "1 MiB");
+/// assert_eq!(human_size(1536), "1536 B"); // not a whole number of KiB
+/// ```
 pub fn human_size(size: usize) -> String {
     match size {
         s if s >= 1 << 20 && s % (1 << 20) == 0 => format!("{} MiB", s >> 20),

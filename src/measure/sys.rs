@@ -23,6 +23,24 @@ pub(crate) fn thread_cpu() -> Result<Duration> {
 }
 
 /// User and system CPU time of this whole process so far (`getrusage(RUSAGE_SELF)`).
+///
+/// The figures move in scheduler ticks (up to 4 ms), so compare them over runs longer than
+/// that.
+///
+/// # Errors
+/// [`Error::Io`](crate::Error::Io) if `getrusage(2)` fails.
+///
+/// # Examples
+/// ```
+/// use switchboard::measure::process_cpu;
+///
+/// let (user, sys) = process_cpu()?;
+/// let busy: u64 = (0..1_000_000u64).map(std::hint::black_box).sum();
+/// let (user_after, sys_after) = process_cpu()?;
+/// assert!(user_after >= user && sys_after >= sys);
+/// println!("summing to {busy} took {:?} of user time", user_after - user);
+/// # Ok::<(), switchboard::Error>(())
+/// ```
 pub fn process_cpu() -> Result<(Duration, Duration)> {
     let usage = getrusage(UsageWho::RUSAGE_SELF)?;
     let tv = |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
@@ -55,7 +73,14 @@ fn num_cpus_online() -> usize {
         .map_or(1, |last| last + 1)
 }
 
-/// The CPU model from `/proc/cpuinfo`.
+/// The CPU model from `/proc/cpuinfo`, or `unknown` where it names none.
+///
+/// # Examples
+/// ```
+/// let model = switchboard::measure::cpu_model();
+/// assert!(!model.is_empty());
+/// println!("measured on {model}");
+/// ```
 pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -68,7 +93,17 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Online CPUs.
+/// Online CPUs, from `/sys/devices/system/cpu/online` (1 if it cannot be read).
+///
+/// # Examples
+/// ```
+/// use switchboard::measure::cpu_count;
+///
+/// // Parent and child each get a core of their own only with two or more.
+/// let pin = (cpu_count() >= 2).then_some((0, 1));
+/// assert!(cpu_count() >= 1);
+/// println!("pinning: {pin:?}");
+/// ```
 pub fn cpu_count() -> usize {
     num_cpus_online()
 }

@@ -134,6 +134,26 @@ fn reclaim_abandoned(name: &str) -> bool {
 
 /// A named segment waiting for its peer; see [`ShmTransport::create_named`]. Dropping it
 /// before a peer attached removes the name.
+///
+/// # Examples
+/// The peer would normally be another process that learned the name; here it is the same one.
+/// ```
+/// use std::time::Duration;
+/// use switchboard::{Options, ShmTransport, Transport};
+///
+/// let name = format!("switchboard-doc-named-{}", std::process::id());
+/// let waiting = ShmTransport::create_named(&name, &Options::new())?;
+/// assert_eq!(waiting.name(), name); // what the peer passes to open_named
+/// let mut peer = ShmTransport::open_named(&name, &Options::new())?;
+/// let mut conn = waiting.accept(Duration::from_secs(5))?;
+/// assert!(!ShmTransport::remove_named(&name)?, "accept removed the name");
+///
+/// peer.send(b"hi")?;
+/// let mut buf = Vec::new();
+/// conn.recv(&mut buf)?;
+/// assert_eq!(buf, b"hi");
+/// # Ok::<(), switchboard::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct NamedShm {
     name: String,

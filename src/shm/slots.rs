@@ -91,6 +91,29 @@ impl ShmTransport {
 }
 
 /// A message being written in place; see [`ShmTransport::reserve`].
+///
+/// It borrows the transport until it is committed or dropped. A slot dropped without
+/// [`commit`](ShmSendSlot::commit) sends nothing: the peer never sees its bytes.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use switchboard::{Error, Options, ShmTransport, Transport};
+///
+/// let (mut a, mut b) = ShmTransport::pair(&Options::new())?;
+/// let abandoned = a.reserve(4)?;
+/// drop(abandoned); // discarded, never sent
+///
+/// let mut slot = a.reserve(4)?;
+/// slot.copy_from_slice(&7u32.to_le_bytes());
+/// slot.commit();
+///
+/// let mut buf = Vec::new();
+/// b.recv(&mut buf)?;
+/// assert_eq!(buf, 7u32.to_le_bytes());
+/// assert!(matches!(b.recv_timeout(&mut buf, Duration::ZERO), Err(Error::Timeout)));
+/// # Ok::<(), switchboard::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct ShmSendSlot<'a> {
     transport: &'a mut ShmTransport,
@@ -125,6 +148,20 @@ impl DerefMut for ShmSendSlot<'_> {
 /// The bytes of a slot over the ring live in memory the peer maps: a peer that follows the
 /// protocol never writes them before the slot is dropped, but a hostile or broken one could,
 /// so copy them (or use `recv`) before acting on them if you do not trust the peer.
+///
+/// # Examples
+/// ```
+/// use switchboard::{Options, ShmTransport, Transport};
+///
+/// let (mut a, mut b) = ShmTransport::pair(&Options::new())?;
+/// a.send(b"twelve bytes")?;
+/// let slot = b.recv_in_place()?;
+/// let copy = slot.to_vec(); // our own copy, which the peer cannot change under us
+/// drop(slot); // frees the space in the ring, and `b` can be used again
+/// assert_eq!(copy, b"twelve bytes");
+/// b.send(b"thanks")?;
+/// # Ok::<(), switchboard::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct ShmRecvSlot<'a> {
     transport: &'a mut ShmTransport,
