@@ -111,6 +111,13 @@ pub enum Error {
     #[error("a value cannot be encoded: {0}")]
     Encode(String),
 
+    /// Passing file descriptors failed: too many for one message, or the peer sent
+    /// descriptors that its messages do not account for (a truncated control message). The
+    /// descriptors concerned were closed; after a receive-side failure the connection is
+    /// finished.
+    #[error("file descriptor passing: {0}")]
+    FdPassing(String),
+
     /// An option, address or environment variable handed to switchboard is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -148,9 +155,26 @@ pub(crate) fn try_resize(buf: &mut Vec<u8>, len: usize) -> Result<()> {
     Ok(())
 }
 
+/// Carried inside an `io::Error` from the stream layer when a peer sends more descriptors with
+/// one message than [`MAX_FDS_PER_MESSAGE`](crate::MAX_FDS_PER_MESSAGE) (they were closed);
+/// becomes [`Error::FdPassing`].
+#[derive(Debug)]
+pub(crate) struct TooManyFds;
+
+impl std::fmt::Display for TooManyFds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the peer sent more than {} descriptors with one message", crate::frame::MAX_FDS_PER_MESSAGE)
+    }
+}
+
+impl std::error::Error for TooManyFds {}
+
 /// The one place where I/O errors that mean "the peer is gone" become `Disconnected`.
 impl From<io::Error> for Error {
     fn from(err: io::Error) -> Self {
+        if let Some(inner) = err.get_ref().and_then(|e| e.downcast_ref::<TooManyFds>()) {
+            return Error::FdPassing(inner.to_string());
+        }
         match err.kind() {
             io::ErrorKind::BrokenPipe
             | io::ErrorKind::ConnectionReset

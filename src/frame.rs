@@ -14,8 +14,10 @@
 //! `2n`. Every growth is a `try_reserve`, so running out of memory is
 //! [`Error::OutOfMemory`] for that connection, not an abort.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::mem;
+use std::os::fd::{OwnedFd, RawFd};
 use std::time::Instant;
 
 use crate::error::{Error, Result, try_resize};
@@ -27,6 +29,14 @@ pub(crate) struct Ready {
     pub(crate) writable: bool,
 }
 
+/// The most file descriptors one message may carry (`SCM_RIGHTS`; the kernel's own limit is
+/// 253).
+pub const MAX_FDS_PER_MESSAGE: usize = 64;
+
+/// The most received descriptors a connection holds before the frames they came with are
+/// delivered.
+const MAX_QUEUED_FDS: usize = 4 * MAX_FDS_PER_MESSAGE;
+
 /// The operations the framing layer needs from a byte stream (`stream.rs` implements it
 /// over sockets and pipes; the tests over memory).
 pub(crate) trait Stream {
@@ -34,6 +44,17 @@ pub(crate) trait Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes what fits now; `ErrorKind::WouldBlock` when nothing fits.
     fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// Reads like [`read`](Stream::read), appending the descriptors that came with the bytes
+    /// to `fds` (a stream that cannot carry descriptors never adds any).
+    fn read_fds(&mut self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+        let _ = fds;
+        self.read(buf)
+    }
+    /// Writes like [`try_write_vectored`](Stream::try_write_vectored), with `fds` attached to
+    /// the first byte written (a stream that cannot carry descriptors refuses any).
+    fn try_write_fds(&mut self, bufs: &[IoSlice<'_>], fds: &[RawFd]) -> io::Result<usize> {
+        if fds.is_empty() { self.try_write_vectored(bufs) } else { Err(io::ErrorKind::Unsupported.into()) }
+    }
     /// Waits until the stream is readable (if `read`) or writable (if `write`), or until
     /// `deadline`; returns what is ready (nothing at the deadline).
     fn wait(&mut self, read: bool, write: bool, deadline: Option<Instant>) -> io::Result<Ready>;
@@ -78,12 +99,36 @@ pub(crate) struct Framed<S> {
     /// A write failed: sends are `Disconnected`, but what the peer sent can still be read
     /// (it may have closed only its reading side).
     send_broken: bool,
+    /// Bytes read from the stream since the start: the stream offset of `rbuf[end]` (or of
+    /// the large body's fill point).
+    rpos: u64,
+    /// Descriptors received and not yet delivered with their frame, oldest first.
+    fds: VecDeque<FdBatch>,
+    /// How many descriptors `fds` holds.
+    queued_fds: usize,
+    /// Where one read puts the descriptors that came with it.
+    incoming: Vec<OwnedFd>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Large {
     len: usize,
     filled: usize,
+    /// The stream offset of the frame's prefix.
+    at: u64,
+}
+
+/// Descriptors that came with one read of the stream bytes `[from, to)`.
+///
+/// The kernel hands a message's descriptors to the read that first touches the bytes sent
+/// with them, and ends that read within those bytes (`unix_stream_read_generic`): since each
+/// frame is sent by one `sendmsg` starting at its prefix, the descriptors belong to the last
+/// frame that starts in `[from, to)`, the one that reaches `to`.
+#[derive(Debug)]
+struct FdBatch {
+    from: u64,
+    to: u64,
+    fds: Vec<OwnedFd>,
 }
 
 impl<S: Stream> Framed<S> {
@@ -99,6 +144,10 @@ impl<S: Stream> Framed<S> {
             read_eof: false,
             broken: false,
             send_broken: false,
+            rpos: 0,
+            fds: VecDeque::new(),
+            queued_fds: 0,
+            incoming: Vec::new(),
         }
     }
 
@@ -124,20 +173,41 @@ impl<S: Stream> Framed<S> {
         self.max = max;
     }
 
+    /// Sends one frame with `fds` attached (`SCM_RIGHTS`), in one `sendmsg` when there is
+    /// room.
+    pub(crate) fn send_with_fds(&mut self, msg: &[u8], fds: &[RawFd]) -> Result<()> {
+        if msg.len() > self.max {
+            return Err(Error::MessageTooLarge { len: msg.len(), max: self.max });
+        }
+        if fds.len() > MAX_FDS_PER_MESSAGE {
+            return Err(Error::FdPassing(format!(
+                "{} descriptors in one message, above the limit of {MAX_FDS_PER_MESSAGE}",
+                fds.len()
+            )));
+        }
+        self.write_frame(&encode_prefix(msg.len()), msg, fds)
+    }
+
     /// Sends a frame of at most `u32::MAX` bytes whatever the maximum (handshake frames).
     pub(crate) fn send_frame(&mut self, msg: &[u8]) -> Result<()> {
+        self.write_frame(&encode_prefix(msg.len()), msg, &[])
+    }
+
+    /// Writes `header` and `msg` over as many writes as it takes, `fds` riding with the first.
+    fn write_frame(&mut self, header: &[u8], msg: &[u8], fds: &[RawFd]) -> Result<()> {
         debug_assert!(msg.len() <= u32::MAX as usize);
         if self.broken || self.send_broken {
             return Err(Error::Disconnected);
         }
-        let prefix = encode_prefix(msg.len());
-        let total = PREFIX_LEN + msg.len();
+        let total = header.len() + msg.len();
         let mut done = 0;
         while done < total {
-            let result = if done < PREFIX_LEN {
-                self.io.try_write_vectored(&[IoSlice::new(&prefix[done..]), IoSlice::new(msg)])
+            // Descriptors go with the first byte; once any byte is out, they are out.
+            let fds = if done == 0 { fds } else { &[] };
+            let result = if done < header.len() {
+                self.io.try_write_fds(&[IoSlice::new(&header[done..]), IoSlice::new(msg)], fds)
             } else {
-                self.io.try_write_vectored(&[IoSlice::new(&msg[done - PREFIX_LEN..])])
+                self.io.try_write_vectored(&[IoSlice::new(&msg[done - header.len()..])])
             };
             match result {
                 Ok(n) => done += n,
@@ -180,12 +250,12 @@ impl<S: Stream> Framed<S> {
     fn absorb(&mut self) -> Result<()> {
         let result = match &mut self.large {
             Some(large) if large.filled < large.len => {
-                let Large { len, filled } = *large;
+                let Large { len, filled, .. } = *large;
                 let end = match body_room(&mut self.body, len, filled, 0) {
                     Ok(end) => end,
                     Err(e) => return Err(self.fail(e)),
                 };
-                let r = self.io.read(&mut self.body[filled..end]);
+                let r = self.io.read_fds(&mut self.body[filled..end], &mut self.incoming);
                 if let (Ok(n), Some(large)) = (&r, &mut self.large) {
                     large.filled += n;
                 }
@@ -202,13 +272,16 @@ impl<S: Stream> Framed<S> {
                         return Err(self.fail(e));
                     }
                 }
-                let r = self.io.read(&mut self.rbuf[self.end..]);
+                let r = self.io.read_fds(&mut self.rbuf[self.end..], &mut self.incoming);
                 if let Ok(n) = r {
                     self.end += n;
                 }
                 r
             }
         };
+        if let Err(e) = self.account(result.as_ref().map_or(0, |&n| n)) {
+            return Err(self.fail(e));
+        }
         match result {
             Ok(0) => self.read_eof = true,
             Ok(_) => {}
@@ -219,14 +292,20 @@ impl<S: Stream> Framed<S> {
         Ok(())
     }
 
-    /// Receives the next frame into `buf`. With a deadline, waits in `ppoll` before each read
-    /// and returns `Timeout` at the deadline, keeping any partial frame for the next call.
-    pub(crate) fn recv(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<usize> {
+    /// Receives the next frame into `buf`, and the descriptors that came with it into `fds`
+    /// (closed when `None`). With a deadline, waits in `ppoll` before each read and returns
+    /// `Timeout` at the deadline, keeping any partial frame for the next call.
+    pub(crate) fn recv(
+        &mut self,
+        buf: &mut Vec<u8>,
+        mut fds: Option<&mut Vec<OwnedFd>>,
+        deadline: Option<Instant>,
+    ) -> Result<usize> {
         if self.broken {
             return Err(Error::Disconnected);
         }
         loop {
-            if let Some(Large { len, mut filled }) = self.large {
+            if let Some(Large { len, mut filled, at }) = self.large {
                 // Bytes that arrived together with the prefix go first.
                 let n = (self.end - self.start).min(len - filled);
                 if let Err(e) = body_room(&mut self.body, len, filled, n) {
@@ -235,9 +314,10 @@ impl<S: Stream> Framed<S> {
                 self.body[filled..filled + n].copy_from_slice(&self.rbuf[self.start..self.start + n]);
                 self.start += n;
                 filled += n;
-                self.large = Some(Large { len, filled });
+                self.large = Some(Large { len, filled, at });
                 if filled == len {
                     self.large = None;
+                    self.deliver_fds(at, PREFIX_LEN + len, fds.as_deref_mut());
                     mem::swap(buf, &mut self.body);
                     buf.truncate(len);
                     self.reset_if_drained();
@@ -268,7 +348,9 @@ impl<S: Stream> Framed<S> {
                 if len > self.max {
                     return Err(self.fail(Error::FrameTooLarge { len: len as u64, max: self.max }));
                 }
+                let at = self.rpos - avail as u64;
                 if avail >= PREFIX_LEN + len {
+                    self.deliver_fds(at, PREFIX_LEN + len, fds.as_deref_mut());
                     let body = self.start + PREFIX_LEN;
                     buf.clear();
                     buf.extend_from_slice(&self.rbuf[body..body + len]);
@@ -279,7 +361,7 @@ impl<S: Stream> Framed<S> {
                 if PREFIX_LEN + len > READ_BUF {
                     // Nothing is allocated for the announced length: see `body_room`.
                     self.start += PREFIX_LEN;
-                    self.large = Some(Large { len, filled: 0 });
+                    self.large = Some(Large { len, filled: 0, at });
                     continue;
                 }
                 need = PREFIX_LEN + len;
@@ -291,9 +373,43 @@ impl<S: Stream> Framed<S> {
                 return Err(if avail == 0 {
                     self.fail(Error::Disconnected)
                 } else {
-                    let expected = if avail >= PREFIX_LEN { need } else { PREFIX_LEN };
-                    self.fail(Error::Truncated { expected, received: avail })
+                    self.fail(Error::Truncated { expected: need, received: avail })
                 });
+            }
+        }
+    }
+
+    /// Books a read of `n` bytes and the descriptors that came with it.
+    fn account(&mut self, n: usize) -> Result<()> {
+        let from = self.rpos;
+        self.rpos += n as u64;
+        if self.incoming.is_empty() {
+            return Ok(());
+        }
+        let fds = mem::take(&mut self.incoming);
+        self.queued_fds += fds.len();
+        self.fds.push_back(FdBatch { from, to: self.rpos, fds });
+        if self.queued_fds > MAX_QUEUED_FDS {
+            return Err(Error::FdPassing(format!(
+                "the peer sent more than {MAX_QUEUED_FDS} descriptors ahead of the messages they came with"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Hands the descriptors that came with the frame at stream offset `at`, `size` bytes long,
+    /// to `out` (or closes them), and closes any that came with no frame before its end.
+    fn deliver_fds(&mut self, at: u64, size: usize, mut out: Option<&mut Vec<OwnedFd>>) {
+        let end = at + size as u64;
+        while self.fds.front().is_some_and(|b| b.to <= end) {
+            let Some(batch) = self.fds.pop_front() else { break };
+            self.queued_fds -= batch.fds.len();
+            // Ours if the read that brought them began at or before our prefix; otherwise
+            // they came in the middle of a frame, with no frame: closed on drop.
+            if batch.from <= at
+                && let Some(out) = out.as_deref_mut()
+            {
+                out.extend(batch.fds);
             }
         }
     }
@@ -310,9 +426,12 @@ impl<S: Stream> Framed<S> {
                 return Err(Error::Timeout);
             }
             let result = match large {
-                Some((from, to)) => self.io.read(&mut self.body[from..to]),
-                None => self.io.read(&mut self.rbuf[self.end..]),
+                Some((from, to)) => self.io.read_fds(&mut self.body[from..to], &mut self.incoming),
+                None => self.io.read_fds(&mut self.rbuf[self.end..], &mut self.incoming),
             };
+            if let Err(e) = self.account(result.as_ref().map_or(0, |&n| n)) {
+                return Err(self.fail(e));
+            }
             match result {
                 Ok(n) => {
                     if large.is_none() {
@@ -382,14 +501,14 @@ macro_rules! impl_transport {
                 self.framed.send(msg)
             }
             fn recv(&mut self, buf: &mut Vec<u8>) -> $crate::error::Result<usize> {
-                self.framed.recv(buf, None)
+                self.framed.recv(buf, None, None)
             }
             fn recv_timeout(
                 &mut self,
                 buf: &mut Vec<u8>,
                 timeout: std::time::Duration,
             ) -> $crate::error::Result<usize> {
-                self.framed.recv(buf, $crate::deadline::after(timeout))
+                self.framed.recv(buf, None, $crate::deadline::after(timeout))
             }
             fn kind(&self) -> $crate::transport::Kind {
                 $kind
@@ -466,11 +585,11 @@ mod tests {
             let mut f = Framed::new(Mem::new(&encode(&msgs), chunk), 1 << 20);
             let mut buf = Vec::new();
             for m in msgs {
-                assert_eq!(f.recv(&mut buf, None).unwrap(), m.len());
+                assert_eq!(f.recv(&mut buf, None, None).unwrap(), m.len());
                 assert_eq!(buf, m);
             }
-            assert!(matches!(f.recv(&mut buf, None), Err(Error::Disconnected)));
-            assert!(matches!(f.recv(&mut buf, None), Err(Error::Disconnected)));
+            assert!(matches!(f.recv(&mut buf, None, None), Err(Error::Disconnected)));
+            assert!(matches!(f.recv(&mut buf, None, None), Err(Error::Disconnected)));
         }
     }
 
@@ -479,23 +598,23 @@ mod tests {
         let wire = encode(&[b"0123456789"]);
         for cut in 1..wire.len() {
             let mut f = Framed::new(Mem::new(&wire[..cut], 2), 1024);
-            let err = f.recv(&mut Vec::new(), None).unwrap_err();
+            let err = f.recv(&mut Vec::new(), None, None).unwrap_err();
             assert!(matches!(err, Error::Truncated { received, .. } if received == cut), "cut {cut}: {err:?}");
         }
         let big = vec![1u8; READ_BUF * 2];
         let wire = encode(&[&big]);
         let mut f = Framed::new(Mem::new(&wire[..wire.len() - 1], 1000), 1 << 20);
-        assert!(matches!(f.recv(&mut Vec::new(), None), Err(Error::Truncated { .. })));
+        assert!(matches!(f.recv(&mut Vec::new(), None, None), Err(Error::Truncated { .. })));
     }
 
     #[test]
     fn oversized_prefix_is_refused_without_allocating() {
         for len in [1025u32, u32::MAX] {
             let mut f = Framed::new(Mem::new(&len.to_le_bytes(), 1), 1024);
-            let err = f.recv(&mut Vec::new(), None).unwrap_err();
+            let err = f.recv(&mut Vec::new(), None, None).unwrap_err();
             assert!(matches!(err, Error::FrameTooLarge { len: l, max: 1024 } if l == len as u64));
             assert!(f.body.capacity() == 0 && f.rbuf.len() == READ_BUF);
-            assert!(matches!(f.recv(&mut Vec::new(), None), Err(Error::Disconnected)));
+            assert!(matches!(f.recv(&mut Vec::new(), None, None), Err(Error::Disconnected)));
         }
     }
 
@@ -507,19 +626,19 @@ mod tests {
         let mut f = Framed::new(Mem::new(&wire, 1), 64 << 20);
         f.io.open = true;
         for _ in 0..3 {
-            assert!(matches!(f.recv(&mut Vec::new(), Some(Instant::now())), Err(Error::Timeout)));
+            assert!(matches!(f.recv(&mut Vec::new(), None, Some(Instant::now())), Err(Error::Timeout)));
         }
         assert!(f.buffered_capacity() <= 3 * READ_BUF, "{} bytes buffered for 1,004 received", f.buffered_capacity());
         // As the bytes come, the buffer follows: about twice what arrived.
         f.io.input.extend(std::iter::repeat_n(6, 3 << 20));
         f.io.chunk = 1 << 16;
-        assert!(matches!(f.recv(&mut Vec::new(), Some(Instant::now())), Err(Error::Timeout)));
+        assert!(matches!(f.recv(&mut Vec::new(), None, Some(Instant::now())), Err(Error::Timeout)));
         let received = 1000 + (3 << 20);
         assert!(f.body.capacity() <= 2 * received + READ_BUF, "{} for {received}", f.body.capacity());
         // The whole frame still arrives intact.
         f.io.input.extend(std::iter::repeat_n(7, (60 << 20) - received));
         let mut buf = Vec::new();
-        assert_eq!(f.recv(&mut buf, Some(Instant::now())).unwrap(), 60 << 20);
+        assert_eq!(f.recv(&mut buf, None, Some(Instant::now())).unwrap(), 60 << 20);
         assert_eq!((buf[999], buf[1000], buf[received]), (5, 6, 7));
     }
 
@@ -537,9 +656,9 @@ mod tests {
         let mut f = Framed::new(Mem::new(&wire[..7], 1), 1024);
         f.io.open = true;
         let mut buf = Vec::new();
-        assert!(matches!(f.recv(&mut buf, Some(Instant::now())), Err(Error::Timeout)));
+        assert!(matches!(f.recv(&mut buf, None, Some(Instant::now())), Err(Error::Timeout)));
         f.io.input.extend(&wire[7..]);
-        assert_eq!(f.recv(&mut buf, Some(Instant::now())).unwrap(), 6);
+        assert_eq!(f.recv(&mut buf, None, Some(Instant::now())).unwrap(), 6);
         assert_eq!(buf, b"abcdef");
     }
 
@@ -582,7 +701,7 @@ mod tests {
             let mut f = Framed::new(Mem::new(&encode(&refs), chunk), 1 << 20);
             let mut buf = Vec::new();
             for m in &msgs {
-                f.recv(&mut buf, None).unwrap();
+                f.recv(&mut buf, None, None).unwrap();
                 assert_eq!(&buf, m);
             }
         }

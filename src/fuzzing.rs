@@ -46,7 +46,7 @@ pub fn frames(data: &[u8]) {
     let mut framed = Framed::new(SliceStream { input: rest.iter().copied().collect(), chunk: chunk as usize + 1 }, MAX);
     let mut buf = Vec::new();
     let mut consumed = 0;
-    while let Ok(n) = framed.recv(&mut buf, None) {
+    while let Ok(n) = framed.recv(&mut buf, None, None) {
         assert!(n <= MAX && buf.len() == n, "a frame above the maximum was accepted");
         consumed += 4 + n;
         assert!(consumed <= rest.len(), "more bytes decoded than were given");

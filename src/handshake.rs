@@ -235,7 +235,7 @@ pub(crate) fn client<S: Stream>(framed: &mut Framed<S>, token: Option<&Token>, t
 fn client_exchange<S: Stream>(framed: &mut Framed<S>, token: Option<&Token>, timeout: Duration) -> Result<()> {
     framed.send_frame(&encode_hello(token))?;
     let mut reply = Vec::with_capacity(REPLY_LEN);
-    match framed.recv(&mut reply, deadline::after(timeout)) {
+    match framed.recv(&mut reply, None, deadline::after(timeout)) {
         Ok(_) => parse_reply(&reply),
         Err(Error::Disconnected) => {
             Err(Error::Handshake("the server closed the connection during the handshake".into()))
@@ -325,7 +325,7 @@ pub(crate) fn expect_hello<S: Stream>(
     let user_max = framed.max_message_size();
     framed.set_max_message_size(HELLO_MAX);
     let mut hello = Vec::with_capacity(HELLO_MAX);
-    let result = framed.recv(&mut hello, deadline);
+    let result = framed.recv(&mut hello, None, deadline);
     framed.set_max_message_size(user_max);
     match result {
         Ok(_) => {}

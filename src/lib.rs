@@ -29,11 +29,12 @@ mod unix;
 
 pub use address::{Address, connect};
 pub use error::{Error, Result};
+pub use frame::MAX_FDS_PER_MESSAGE;
 pub use handshake::PROTOCOL_VERSION;
 pub use listener::Listener;
 pub use pair::pair;
 pub use pipe::PipeTransport;
-pub use shm::{NamedShm, ShmRecvSlot, ShmSendSlot, ShmTransport};
+pub use shm::{NamedShm, SealedMemfd, ShmRecvSlot, ShmSendSlot, ShmTransport};
 pub use spawn::{ENV_CONNECT, ENV_MAX_MESSAGE_SIZE, ENV_TOKEN, ENV_WAIT, connect_to_parent, spawn_child};
 pub use tcp::TcpTransport;
 pub use transport::{

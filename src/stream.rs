@@ -7,17 +7,18 @@
 //! is full, the framing layer waits in `ppoll` for room *or* for incoming data, which it reads
 //! so that two peers sending at once cannot deadlock.
 
-use std::io::{self, IoSlice};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, ppoll};
-use nix::sys::socket::{MsgFlags, sendmsg, setsockopt, sockopt};
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg, setsockopt, sockopt};
 use nix::sys::time::{TimeSpec, TimeVal};
 
-use crate::frame::{Ready, Stream};
+use crate::error::TooManyFds;
+use crate::frame::{MAX_FDS_PER_MESSAGE, Ready, Stream};
 
 /// How long a socket write may block in the kernel before it returns to let the framing layer
 /// read incoming data (`SO_SNDTIMEO`).
@@ -28,6 +29,9 @@ use crate::frame::{Ready, Stream};
 /// `write`. Blocking with a timeout keeps that speed and still lets two endpoints that send
 /// at once make progress: each returns after at most this long and reads what the other sent.
 pub(crate) const SOCKET_SEND_SLICE: Duration = Duration::from_millis(2);
+
+/// The most descriptors one `sendmsg` can carry (`SCM_MAX_FD` in the kernel).
+const SCM_MAX_FD: usize = 253;
 
 /// The pipe buffer switchboard asks for: 1 MiB instead of the default 64 KiB, so that a 64 KiB
 /// message plus its 4-byte prefix fits in one write (with the default, every such message
@@ -41,6 +45,9 @@ pub(crate) struct FdStream {
     read: OwnedFd,
     /// `None` for a socket, whose one fd is `read`.
     write: Option<OwnedFd>,
+    /// For a Unix socket: the control buffer that receives passed descriptors. Every read of
+    /// a Unix socket goes through `recvmsg` with it, so descriptors are never dropped unseen.
+    cmsg: Option<Vec<u8>>,
 }
 
 impl FdStream {
@@ -49,7 +56,14 @@ impl FdStream {
     pub(crate) fn socket(fd: OwnedFd) -> io::Result<Self> {
         set_nonblocking(fd.as_fd(), false)?;
         setsockopt(&fd, sockopt::SendTimeout, &TimeVal::new(0, SOCKET_SEND_SLICE.as_micros() as _))?;
-        Ok(FdStream { read: fd, write: None })
+        Ok(FdStream { read: fd, write: None, cmsg: None })
+    }
+
+    /// Wraps a connected Unix stream socket, which can also carry file descriptors.
+    pub(crate) fn unix_socket(fd: OwnedFd) -> io::Result<Self> {
+        let mut stream = Self::socket(fd)?;
+        stream.cmsg = Some(nix::cmsg_space!([RawFd; SCM_MAX_FD]));
+        Ok(stream)
     }
 
     /// Wraps the read end and write end of two pipes, growing the write end's pipe to
@@ -61,7 +75,7 @@ impl FdStream {
         let _ = fcntl(&write, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32));
         set_nonblocking(read.as_fd(), false)?;
         set_nonblocking(write.as_fd(), true)?;
-        Ok(FdStream { read, write: Some(write) })
+        Ok(FdStream { read, write: Some(write), cmsg: None })
     }
 
     pub(crate) fn read_fd(&self) -> BorrowedFd<'_> {
@@ -85,6 +99,46 @@ impl Stream for FdStream {
             None => Ok(sendmsg::<()>(self.read.as_raw_fd(), bufs, &[], MsgFlags::MSG_NOSIGNAL, None)?),
             Some(write) => Ok(nix::sys::uio::writev(write, bufs)?),
         }
+    }
+
+    #[allow(unsafe_code)] // adopting the descriptors the kernel just installed
+    fn read_fds(&mut self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+        let Some(cmsg) = &mut self.cmsg else {
+            return self.read(buf);
+        };
+        let mut iov = [IoSliceMut::new(buf)];
+        // MSG_CMSG_CLOEXEC: received descriptors are close-on-exec from their first instant.
+        let msg = recvmsg::<()>(self.read.as_raw_fd(), &mut iov, Some(cmsg), MsgFlags::MSG_CMSG_CLOEXEC)?;
+        // The buffer holds SCM_MAX_FD descriptors, the most one sendmsg can carry, and one
+        // read returns the descriptors of one sendmsg at most (the kernel ends the read
+        // there), so nothing is ever truncated: nix refuses to parse a truncated buffer, and
+        // the descriptors in it could not be closed.
+        let first = fds.len();
+        for c in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(raw) = c {
+                for fd in raw {
+                    // SAFETY: SCM_RIGHTS descriptors are new in this process and owned by no one
+                    // else; wrapping each once makes sure it is closed exactly once.
+                    fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+            }
+        }
+        if fds.len() - first > MAX_FDS_PER_MESSAGE {
+            fds.truncate(first); // closes them
+            return Err(io::Error::other(TooManyFds));
+        }
+        Ok(msg.bytes)
+    }
+
+    fn try_write_fds(&mut self, bufs: &[IoSlice<'_>], fds: &[RawFd]) -> io::Result<usize> {
+        if fds.is_empty() {
+            return self.try_write_vectored(bufs);
+        }
+        if self.cmsg.is_none() {
+            return Err(io::ErrorKind::Unsupported.into());
+        }
+        let rights = [ControlMessage::ScmRights(fds)];
+        Ok(sendmsg::<()>(self.read.as_raw_fd(), bufs, &rights, MsgFlags::MSG_NOSIGNAL, None)?)
     }
 
     fn wait(&mut self, read: bool, write: bool, deadline: Option<Instant>) -> io::Result<Ready> {

@@ -4,6 +4,7 @@
 //! pipes, two rings in shared memory) is its own business. See the README for when to pick
 //! which.
 
+use std::any::Any;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
@@ -44,7 +45,7 @@ use crate::error::{Error, Result};
 /// }
 /// # Ok::<(), switchboard::Error>(())
 /// ```
-pub trait Transport: Send {
+pub trait Transport: Send + Any {
     /// Sends one whole message, blocking until it has been handed to the transport.
     ///
     /// If the peer is not reading and the transport is full, `send` waits; meanwhile it keeps
@@ -83,6 +84,60 @@ pub trait Transport: Send {
 
     /// The largest message this endpoint sends or accepts, in bytes.
     fn max_message_size(&self) -> usize;
+}
+
+/// Reaching the concrete transport behind a `Box<dyn Transport>` (from [`spawn_child`],
+/// [`Listener::accept`], [`connect`] or [`pair`]), for what only it offers: its fd,
+/// [`UnixTransport::peer_credentials`], [`TcpTransport::peer_addr`],
+/// [`ShmTransport::reserve`], descriptor passing.
+///
+/// [`spawn_child`]: crate::spawn_child
+/// [`Listener::accept`]: crate::Listener::accept
+/// [`connect`]: crate::connect
+/// [`pair`]: crate::pair
+/// [`UnixTransport::peer_credentials`]: crate::UnixTransport::peer_credentials
+/// [`TcpTransport::peer_addr`]: crate::TcpTransport::peer_addr
+/// [`ShmTransport::reserve`]: crate::ShmTransport::reserve
+///
+/// # Examples
+/// ```
+/// use switchboard::{Kind, Options, Transport, UnixTransport, pair};
+///
+/// let (a, b) = pair(Kind::Unix, &Options::new())?;
+/// let creds = b.downcast_ref::<UnixTransport>().expect("a unix pair").peer_credentials()?;
+/// assert_eq!(creds.pid, std::process::id() as i32);
+/// let a: Box<UnixTransport> = a.downcast().map_err(|_| "not unix")?;
+/// assert_eq!(a.kind(), Kind::Unix);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl dyn Transport {
+    /// Whether the transport is a `T`.
+    pub fn is<T: Transport>(&self) -> bool {
+        (self as &dyn Any).is::<T>()
+    }
+
+    /// The transport as a `T`, if it is one.
+    pub fn downcast_ref<T: Transport>(&self) -> Option<&T> {
+        (self as &dyn Any).downcast_ref()
+    }
+
+    /// The transport as a mutable `T`, if it is one.
+    pub fn downcast_mut<T: Transport>(&mut self) -> Option<&mut T> {
+        (self as &mut dyn Any).downcast_mut()
+    }
+
+    /// The boxed transport as a `T`; the box back if it is not one.
+    ///
+    /// # Errors
+    /// The unchanged box if the transport is not a `T`.
+    pub fn downcast<T: Transport>(self: Box<Self>) -> std::result::Result<Box<T>, Box<Self>> {
+        if self.is::<T>() {
+            let any: Box<dyn Any> = self;
+            Ok(any.downcast().unwrap_or_else(|_| unreachable!("checked by is::<T>()")))
+        } else {
+            Err(self)
+        }
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {

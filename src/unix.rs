@@ -4,13 +4,15 @@
 //! socket-pair constructor, nix reads the peer's credentials, which interprocess's portable
 //! local sockets do not expose.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::{SocketAddr, UnixStream};
 use std::path::Path;
+use std::time::Duration;
 
 use nix::sys::socket::{getsockopt, sockopt};
 
 use crate::address::Address;
+use crate::deadline;
 use crate::error::{Error, Result};
 use crate::frame::Framed;
 use crate::handshake::{self, Token};
@@ -100,8 +102,66 @@ impl UnixTransport {
 
     pub(crate) fn from_stream(stream: UnixStream, options: &Options) -> Result<Self> {
         options.check()?;
-        let framed = Framed::new(FdStream::socket(OwnedFd::from(stream))?, options.max_message_size);
+        let framed = Framed::new(FdStream::unix_socket(OwnedFd::from(stream))?, options.max_message_size);
         Ok(UnixTransport { framed })
+    }
+
+    /// Sends one message with file descriptors attached (`SCM_RIGHTS`, `unix(7)`): the peer
+    /// receives its own duplicates of `fds` with [`recv_with_fds`](UnixTransport::recv_with_fds),
+    /// together with the message. Ours stay open.
+    ///
+    /// # Errors
+    /// [`Error::FdPassing`] for more than [`MAX_FDS_PER_MESSAGE`](crate::MAX_FDS_PER_MESSAGE)
+    /// descriptors (nothing is sent); otherwise as [`Transport::send`](crate::Transport::send).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::fd::AsFd;
+    /// use switchboard::{Options, UnixTransport};
+    ///
+    /// let (mut a, mut b) = UnixTransport::pair(&Options::new())?;
+    /// let (mut reader, writer) = std::io::pipe()?;
+    /// a.send_with_fds(b"here is a pipe", &[writer.as_fd()])?;
+    /// drop(writer); // the peer has its own copy
+    /// let (mut msg, mut fds) = (Vec::new(), Vec::new());
+    /// b.recv_with_fds(&mut msg, &mut fds)?;
+    /// assert_eq!((msg.as_slice(), fds.len()), (&b"here is a pipe"[..], 1));
+    /// std::fs::File::from(fds.pop().unwrap()).write_all(b"hi")?;
+    /// let mut got = String::new();
+    /// reader.read_to_string(&mut got)?;
+    /// assert_eq!(got, "hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_with_fds(&mut self, msg: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
+        let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+        self.framed.send_with_fds(msg, &raw)
+    }
+
+    /// Receives the next message like [`Transport::recv`](crate::Transport::recv) and appends
+    /// the descriptors that came with it to `fds` (none for a message sent without). Received
+    /// descriptors are close-on-exec. A plain `recv` closes the descriptors of the message it
+    /// returns, so nothing leaks either way.
+    ///
+    /// # Errors
+    /// As [`Transport::recv`](crate::Transport::recv); [`Error::FdPassing`] (and the
+    /// connection is finished) if the peer sends descriptors its messages do not account for.
+    pub fn recv_with_fds(&mut self, buf: &mut Vec<u8>, fds: &mut Vec<OwnedFd>) -> Result<usize> {
+        self.framed.recv(buf, Some(fds), None)
+    }
+
+    /// Like [`recv_with_fds`](UnixTransport::recv_with_fds), but gives up after `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if no whole message arrived in time; otherwise as
+    /// [`recv_with_fds`](UnixTransport::recv_with_fds).
+    pub fn recv_with_fds_timeout(
+        &mut self,
+        buf: &mut Vec<u8>,
+        fds: &mut Vec<OwnedFd>,
+        timeout: Duration,
+    ) -> Result<usize> {
+        self.framed.recv(buf, Some(fds), deadline::after(timeout))
     }
 
     /// The peer's pid, uid and gid (`SO_PEERCRED`).

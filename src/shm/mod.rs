@@ -13,10 +13,12 @@ mod layout;
 mod named;
 mod region;
 mod ring;
+mod sealed;
 mod slots;
 mod wait;
 
 pub use named::NamedShm;
+pub use sealed::SealedMemfd;
 pub use slots::{ShmRecvSlot, ShmSendSlot};
 
 pub(crate) use ring::fuzz_reader;

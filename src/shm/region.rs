@@ -43,6 +43,23 @@ impl Region {
         Ok(Region { ptr: ptr.cast(), len })
     }
 
+    /// Maps all `len` bytes of `fd` shared and read-only.
+    pub(crate) fn map_read_only(fd: impl AsFd, len: usize) -> Result<Self> {
+        let size = NonZeroUsize::new(len).ok_or_else(|| Error::IncompatibleSegment("empty segment".into()))?;
+        // SAFETY: as in `map`: a fresh mapping of a file at least `len` bytes long.
+        let ptr = unsafe { mmap(None, size, ProtFlags::PROT_READ, MapFlags::MAP_SHARED, fd, 0) }?;
+        Ok(Region { ptr: ptr.cast(), len })
+    }
+
+    /// Creates an unsealed, close-on-exec memfd of `len` bytes, named `name` for
+    /// `/proc/PID/fd`, and maps it read-write.
+    pub(crate) fn memfd_unsealed(name: &std::ffi::CStr, len: usize) -> Result<(Option<Self>, OwnedFd)> {
+        let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
+        nix::unistd::ftruncate(&fd, len as i64)?;
+        let region = if len == 0 { None } else { Some(Self::map(&fd, len)?) };
+        Ok((region, fd))
+    }
+
     /// Creates a sealed, close-on-exec memfd of `len` bytes and maps it.
     pub(crate) fn memfd(len: usize) -> Result<(Self, OwnedFd)> {
         let fd = memfd_create(c"switchboard", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
@@ -143,4 +160,47 @@ fn shm_name(name: &str) -> Result<CString> {
 fn file_len(fd: &OwnedFd) -> Result<usize> {
     let size = fstat(fd)?.st_size;
     usize::try_from(size).map_err(|_| Error::IncompatibleSegment(format!("segment size {size}")))
+}
+
+/// The seals of a frozen payload: no writes, no size change, no more seals.
+const FROZEN: SealFlag =
+    SealFlag::F_SEAL_WRITE.union(SealFlag::F_SEAL_SHRINK).union(SealFlag::F_SEAL_GROW).union(SealFlag::F_SEAL_SEAL);
+
+/// Freezes a memfd that has no writable mapping left.
+pub(crate) fn freeze(fd: &OwnedFd) -> Result<()> {
+    fcntl(fd, FcntlArg::F_ADD_SEALS(FROZEN))?;
+    Ok(())
+}
+
+/// The length of a memfd that is frozen: its contents and size can never change again.
+pub(crate) fn frozen_len(fd: &OwnedFd) -> Result<usize> {
+    let seals = SealFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GET_SEALS)?);
+    if !seals.contains(FROZEN.difference(SealFlag::F_SEAL_SEAL)) {
+        return Err(Error::IncompatibleSegment(format!(
+            "the memfd is not sealed against writing and resizing (seals {seals:?})"
+        )));
+    }
+    file_len(fd)
+}
+
+/// The bytes of a mapping, for a mapping nobody can write (a frozen memfd).
+///
+/// # Safety
+/// No process may be able to write the mapped file while the slice lives: the file is sealed
+/// with `F_SEAL_WRITE` (which the kernel grants only when no writable mapping exists) and
+/// `F_SEAL_SHRINK`.
+pub(crate) unsafe fn frozen_bytes(region: &Region) -> &[u8] {
+    // SAFETY: the mapping is `len` bytes, lives as long as `region`, and (the caller's
+    // contract) its contents cannot change.
+    unsafe { std::slice::from_raw_parts(region.ptr.as_ptr(), region.len) }
+}
+
+/// The bytes of a writable mapping this process owns exclusively (an unsealed memfd it just
+/// created and has not shared yet).
+///
+/// # Safety
+/// No other mapping of the file, in any process, may exist while the slice lives.
+pub(crate) unsafe fn private_bytes_mut(region: &mut Region) -> &mut [u8] {
+    // SAFETY: the mapping is `len` bytes and (the caller's contract) nobody else maps it.
+    unsafe { std::slice::from_raw_parts_mut(region.ptr.as_ptr(), region.len) }
 }
