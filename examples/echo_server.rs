@@ -33,7 +33,7 @@ struct Args {
 enum Mode {
     /// Start a server and N client processes, check every echo, report (the default).
     Demo {
-        /// tcp or unix
+        /// tcp, unix or shm
         #[arg(long, default_value = "tcp")]
         transport: Kind,
         /// Client processes to start
@@ -45,7 +45,7 @@ enum Mode {
     },
     /// Serve until killed, printing the address to connect to.
     Serve {
-        /// tcp or unix
+        /// tcp, unix or shm
         #[arg(long, default_value = "tcp")]
         transport: Kind,
     },
@@ -70,7 +70,10 @@ fn bind(kind: Kind) -> Result<Listener, Box<dyn Error>> {
     Ok(match kind {
         Kind::Tcp => Listener::bind_tcp(&options)?,
         Kind::Unix => Listener::bind_unix_private(&options)?,
-        other => return Err(format!("{other} has no listener: use tcp or unix").into()),
+        // Shared memory for unrelated processes: clients meet the server at an abstract Unix
+        // socket and each gets a sealed memfd of its own over it. Nothing in /dev/shm.
+        Kind::Shm => Listener::bind(&format!("shm:@switchboard-echo-{}", std::process::id()).parse()?, &options)?,
+        other => return Err(format!("{other} has no listener: use tcp, unix or shm").into()),
     })
 }
 

@@ -10,13 +10,15 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 use crate::handshake::Token;
+use crate::shm::ShmTransport;
 use crate::tcp::TcpTransport;
 use crate::transport::{Options, Transport};
 use crate::unix::UnixTransport;
 
 /// Where a [`Listener`](crate::Listener) listens: `tcp:HOST:PORT`, `unix:PATH`, or
 /// `unix:@NAME` for a Linux abstract socket (no file; what
-/// [`Listener::bind_unix_private`](crate::Listener::bind_unix_private) uses).
+/// [`Listener::bind_unix_private`](crate::Listener::bind_unix_private) uses); `shm:PATH` or
+/// `shm:@NAME` for shared memory between unrelated processes, met through a Unix socket.
 ///
 /// # Examples
 /// ```
@@ -40,6 +42,13 @@ pub enum Address {
     /// A name in Linux's abstract Unix socket namespace (`unix(7)`): no file exists, so nothing
     /// is left behind when the listener dies. Written `unix:@NAME`.
     UnixAbstract(String),
+    /// Shared memory for unrelated processes, met at a Unix socket path: the listener checks
+    /// the client like any unix listener, creates a sealed memfd for it and passes it over
+    /// the socket (`SCM_RIGHTS`). Nothing is named in `/dev/shm`, so nothing can leak, and
+    /// the socket stays open to tell each side when the other is gone. Written `shm:PATH`.
+    Shm(PathBuf),
+    /// As [`Shm`](Address::Shm), met at an abstract Unix socket name. Written `shm:@NAME`.
+    ShmAbstract(String),
 }
 
 impl fmt::Display for Address {
@@ -48,6 +57,8 @@ impl fmt::Display for Address {
             Address::Tcp(addr) => write!(f, "tcp:{addr}"),
             Address::Unix(path) => write!(f, "unix:{}", path.display()),
             Address::UnixAbstract(name) => write!(f, "unix:@{name}"),
+            Address::Shm(path) => write!(f, "shm:{}", path.display()),
+            Address::ShmAbstract(name) => write!(f, "shm:@{name}"),
         }
     }
 }
@@ -56,18 +67,25 @@ impl FromStr for Address {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
+        let abstract_name = |name: &str| {
+            if name.is_empty() || name.len() > 100 {
+                return Err(Error::Config(format!("abstract socket name {name:?} must be 1 to 100 bytes")));
+            }
+            Ok(name.to_owned())
+        };
         if let Some(addr) = s.strip_prefix("tcp:") {
             let addr = addr.parse().map_err(|_| Error::Config(format!("{addr:?} is not a socket address")))?;
             Ok(Address::Tcp(addr))
         } else if let Some(name) = s.strip_prefix("unix:@") {
-            if name.is_empty() || name.len() > 100 {
-                return Err(Error::Config(format!("abstract socket name {name:?} must be 1 to 100 bytes")));
-            }
-            Ok(Address::UnixAbstract(name.to_owned()))
+            Ok(Address::UnixAbstract(abstract_name(name)?))
         } else if let Some(path) = s.strip_prefix("unix:").filter(|p| !p.is_empty()) {
             Ok(Address::Unix(PathBuf::from(path)))
+        } else if let Some(name) = s.strip_prefix("shm:@") {
+            Ok(Address::ShmAbstract(abstract_name(name)?))
+        } else if let Some(path) = s.strip_prefix("shm:").filter(|p| !p.is_empty()) {
+            Ok(Address::Shm(PathBuf::from(path)))
         } else {
-            Err(Error::Config(format!("address {s:?} must start with tcp: or unix:")))
+            Err(Error::Config(format!("address {s:?} must start with tcp:, unix: or shm:")))
         }
     }
 }
@@ -102,17 +120,29 @@ pub fn connect(addr: &Address, options: &Options) -> Result<Box<dyn Transport>> 
     connect_with(addr, options, None)
 }
 
+impl Address {
+    /// The Unix socket address of a `unix:` or `shm:` address.
+    pub(crate) fn unix_socket_addr(&self) -> Result<UnixSocketAddr> {
+        let result = match self {
+            Address::Unix(path) | Address::Shm(path) => UnixSocketAddr::from_pathname(path),
+            Address::UnixAbstract(name) | Address::ShmAbstract(name) => UnixSocketAddr::from_abstract_name(name),
+            Address::Tcp(_) => return Err(Error::Config(format!("{self} is not a unix socket address"))),
+        };
+        result.map_err(|e| Error::about(e, self))
+    }
+}
+
 /// [`connect`], presenting `token` in the hello (a spawned child connecting to its parent).
 pub(crate) fn connect_with(addr: &Address, options: &Options, token: Option<&Token>) -> Result<Box<dyn Transport>> {
     Ok(match addr {
         Address::Tcp(addr) => Box::new(TcpTransport::connect_with(*addr, options, token)?),
-        Address::Unix(path) => {
-            let sockaddr = UnixSocketAddr::from_pathname(path).map_err(|e| Error::about(e, addr))?;
-            Box::new(UnixTransport::connect_with(&sockaddr, addr, options, token)?)
+        Address::Unix(_) | Address::UnixAbstract(_) => {
+            Box::new(UnixTransport::connect_with(&addr.unix_socket_addr()?, addr, options, token)?)
         }
-        Address::UnixAbstract(name) => {
-            let sockaddr = UnixSocketAddr::from_abstract_name(name).map_err(|e| Error::about(e, addr))?;
-            Box::new(UnixTransport::connect_with(&sockaddr, addr, options, token)?)
+        Address::Shm(_) | Address::ShmAbstract(_) => {
+            let unix = UnixTransport::connect_with(&addr.unix_socket_addr()?, addr, options, token)?;
+            let (memfd, socket) = unix.take_segment(options.handshake_timeout)?;
+            Box::new(ShmTransport::from_socket_peer(memfd, options, socket)?)
         }
     })
 }

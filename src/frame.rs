@@ -155,6 +155,12 @@ impl<S: Stream> Framed<S> {
         &self.io
     }
 
+    /// The stream, for a connection whose framed part is over (nothing may be buffered).
+    pub(crate) fn into_inner(self) -> S {
+        debug_assert!(self.start == self.end && self.large.is_none());
+        self.io
+    }
+
     pub(crate) fn max_message_size(&self) -> usize {
         self.max
     }

@@ -18,9 +18,8 @@ use std::io::{self, Read, Write};
 use std::mem;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::os::unix::net::{SocketAddr as UnixSocketAddr, UnixListener, UnixStream};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +33,7 @@ use crate::address::Address;
 use crate::deadline;
 use crate::error::{Error, Result};
 use crate::handshake::{self, HelloReader, Progress, Status, Token};
+use crate::shm::ShmTransport;
 use crate::tcp::TcpTransport;
 use crate::transport::{Options, Transport};
 use crate::unix::UnixTransport;
@@ -166,8 +166,8 @@ impl Listener {
         options.check()?;
         match addr {
             Address::Tcp(sock) => Self::from_tcp(TcpListener::bind(sock).map_err(|e| Error::about(e, addr))?, options),
-            Address::Unix(path) => Self::bind_unix_path(path, options),
-            Address::UnixAbstract(name) => Self::bind_abstract(name, options),
+            Address::Unix(path) | Address::Shm(path) => Self::bind_unix_path(path, addr, options),
+            Address::UnixAbstract(_) | Address::ShmAbstract(_) => Self::bind_abstract(addr, options),
         }
     }
 
@@ -205,7 +205,7 @@ impl Listener {
             COUNTER.fetch_add(1, Ordering::Relaxed),
             u64::from_ne_bytes(nonce)
         );
-        Self::bind_abstract(&name, options)
+        Self::bind_abstract(&Address::UnixAbstract(name), options)
     }
 
     fn from_tcp(listener: TcpListener, options: &Options) -> Result<Self> {
@@ -214,16 +214,16 @@ impl Listener {
         Ok(Self::new(Socket::Tcp(listener), None, address, options))
     }
 
-    fn bind_abstract(name: &str, options: &Options) -> Result<Self> {
-        let address = Address::UnixAbstract(name.to_owned());
-        let sockaddr = UnixSocketAddr::from_abstract_name(name).map_err(|e| Error::about(e, &address))?;
-        let listener = UnixListener::bind_addr(&sockaddr).map_err(|e| Error::about(e, &address))?;
+    /// Binds `address`, a `unix:@` or `shm:@` abstract name.
+    fn bind_abstract(address: &Address, options: &Options) -> Result<Self> {
+        let listener = UnixListener::bind_addr(&address.unix_socket_addr()?).map_err(|e| Error::about(e, address))?;
         listener.set_nonblocking(true)?;
-        Ok(Self::new(Socket::Unix(listener), None, address, options))
+        Ok(Self::new(Socket::Unix(listener), None, address.clone(), options))
     }
 
-    fn bind_unix_path(path: &Path, options: &Options) -> Result<Self> {
-        let address = Address::Unix(path.to_owned());
+    /// Binds `address`, a `unix:` or `shm:` address at `path`.
+    fn bind_unix_path(path: &Path, address: &Address, options: &Options) -> Result<Self> {
+        let address = address.clone();
         let listener = match UnixListener::bind(path) {
             Err(e) if e.kind() == io::ErrorKind::AddrInUse && reclaim_stale_socket(path) => UnixListener::bind(path),
             other => other,
@@ -446,7 +446,14 @@ impl Listener {
             Conn::Unix(s) => {
                 let mut t = UnixTransport::from_stream(s, &self.options)?;
                 t.send_handshake_frame(&reply)?;
-                Box::new(t)
+                if !matches!(self.address, Address::Shm(_) | Address::ShmAbstract(_)) {
+                    return Ok(Box::new(t));
+                }
+                // Shared memory by address: a sealed segment of its own for this client, handed
+                // over the socket, which then only watches the client.
+                let (mut shm, memfd) = ShmTransport::for_child(&self.options)?;
+                shm.watch_socket(t.hand_over_segment(&memfd)?);
+                Box::new(shm)
             }
         })
     }

@@ -78,6 +78,11 @@ impl FdStream {
         Ok(FdStream { read, write: Some(write), cmsg: None })
     }
 
+    /// The socket (or the read end), for a stream whose framing is done.
+    pub(crate) fn into_read_fd(self) -> OwnedFd {
+        self.read
+    }
+
     pub(crate) fn read_fd(&self) -> BorrowedFd<'_> {
         self.read.as_fd()
     }

@@ -19,6 +19,9 @@ use crate::handshake::{self, Token};
 use crate::stream::FdStream;
 use crate::transport::{Kind, Options};
 
+/// The message that carries a `shm:` connection's segment.
+const SEGMENT_MAGIC: [u8; 4] = *b"SWBS";
+
 /// The process on the other end of a Unix socket, as the kernel recorded it at connect time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerCredentials {
@@ -162,6 +165,34 @@ impl UnixTransport {
         timeout: Duration,
     ) -> Result<usize> {
         self.framed.recv(buf, Some(fds), deadline::after(timeout))
+    }
+
+    /// Hands the shared segment of a `shm:` connection to the client (server side) and
+    /// returns the socket, which then only watches the peer.
+    pub(crate) fn hand_over_segment(mut self, memfd: &OwnedFd) -> Result<OwnedFd> {
+        self.framed.send_with_fds(&SEGMENT_MAGIC, &[memfd.as_raw_fd()])?;
+        Ok(self.framed.into_inner().into_read_fd())
+    }
+
+    /// Takes the shared segment of a `shm:` connection (client side, after the handshake),
+    /// waiting at most `timeout`; returns it and the socket, which then only watches the peer.
+    pub(crate) fn take_segment(mut self, timeout: Duration) -> Result<(OwnedFd, OwnedFd)> {
+        let (mut msg, mut fds) = (Vec::new(), Vec::new());
+        match self.framed.recv(&mut msg, Some(&mut fds), deadline::after(timeout)) {
+            Ok(_) => {}
+            Err(Error::Timeout) => {
+                return Err(Error::Handshake(format!("no shared segment from the server within {timeout:?}")));
+            }
+            Err(Error::Disconnected) => {
+                return Err(Error::Handshake("the server closed the connection before sending the segment".into()));
+            }
+            Err(e) => return Err(e),
+        }
+        if msg != SEGMENT_MAGIC || fds.len() != 1 {
+            return Err(Error::Handshake("the server did not send a shared segment".into()));
+        }
+        let memfd = fds.pop().unwrap_or_else(|| unreachable!("checked: one descriptor"));
+        Ok((memfd, self.framed.into_inner().into_read_fd()))
     }
 
     /// The peer's pid, uid and gid (`SO_PEERCRED`).

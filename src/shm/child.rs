@@ -44,17 +44,36 @@ impl ShmTransport {
 
     /// The child's side, from the memfd it inherited.
     pub(crate) fn from_parent(memfd: OwnedFd, options: &Options) -> Result<Self> {
+        let ppid = nix::unistd::getppid().as_raw();
+        let peer = PeerWatch::pid(ppid);
+        if nix::unistd::getppid().as_raw() != ppid {
+            return Err(Error::Disconnected);
+        }
+        Self::attach(memfd, options, peer, Some(ppid))
+    }
+
+    /// The server's side of a `shm:` connection, made by [`for_child`](Self::for_child),
+    /// watches the client through the socket the segment went over.
+    pub(crate) fn watch_socket(&mut self, socket: OwnedFd) {
+        self.peer = PeerWatch::socket(socket);
+    }
+
+    /// The client's side of a `shm:` connection: the memfd the server passed over `socket`,
+    /// which is kept to watch the server.
+    pub(crate) fn from_socket_peer(memfd: OwnedFd, options: &Options, socket: OwnedFd) -> Result<Self> {
+        Self::attach(memfd, options, PeerWatch::socket(socket), None)
+    }
+
+    /// Maps a segment someone else created, checks it (and its creator, if known) and claims
+    /// it as the one attacher.
+    fn attach(memfd: OwnedFd, options: &Options, peer: PeerWatch, creator: Option<i32>) -> Result<Self> {
+        options.check()?;
         let region = Region::attach_memfd(&memfd, HEADER_SIZE)?;
         drop(memfd);
         let h = header(&region);
         h.validate(region.len())?;
-        let ppid = nix::unistd::getppid().as_raw();
-        if h.creator_pid.load(Ordering::Relaxed) as i32 != ppid {
+        if creator.is_some_and(|pid| h.creator_pid.load(Ordering::Relaxed) as i32 != pid) {
             return Err(Error::Handshake("the shared segment was not created by our parent".into()));
-        }
-        let peer = PeerWatch::pid(ppid);
-        if nix::unistd::getppid().as_raw() != ppid {
-            return Err(Error::Disconnected);
         }
         claim(h)?;
         Self::new(region, 1, options, peer)

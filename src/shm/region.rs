@@ -38,8 +38,16 @@ impl Region {
         // SAFETY: a fresh mapping chosen by the kernel (no address hint, no MAP_FIXED) cannot
         // alias any Rust object; the file is at least `len` bytes (callers check), and we
         // unmap it only in Drop.
-        let ptr =
-            unsafe { mmap(None, size, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED, fd, 0) }?;
+        let ptr = unsafe {
+            mmap(
+                None,
+                size,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED | MapFlags::MAP_POPULATE,
+                fd,
+                0,
+            )
+        }?;
         Ok(Region { ptr: ptr.cast(), len })
     }
 
@@ -47,7 +55,8 @@ impl Region {
     pub(crate) fn map_read_only(fd: impl AsFd, len: usize) -> Result<Self> {
         let size = NonZeroUsize::new(len).ok_or_else(|| Error::IncompatibleSegment("empty segment".into()))?;
         // SAFETY: as in `map`: a fresh mapping of a file at least `len` bytes long.
-        let ptr = unsafe { mmap(None, size, ProtFlags::PROT_READ, MapFlags::MAP_SHARED, fd, 0) }?;
+        let ptr =
+            unsafe { mmap(None, size, ProtFlags::PROT_READ, MapFlags::MAP_SHARED | MapFlags::MAP_POPULATE, fd, 0) }?;
         Ok(Region { ptr: ptr.cast(), len })
     }
 
@@ -160,6 +169,21 @@ fn shm_name(name: &str) -> Result<CString> {
 fn file_len(fd: &OwnedFd) -> Result<usize> {
     let size = fstat(fd)?.st_size;
     usize::try_from(size).map_err(|_| Error::IncompatibleSegment(format!("segment size {size}")))
+}
+
+/// Creates an unsealed, close-on-exec memfd holding `bytes` (written, not mapped).
+pub(crate) fn memfd_filled(name: &std::ffi::CStr, bytes: &[u8]) -> Result<OwnedFd> {
+    let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
+    nix::unistd::ftruncate(&fd, bytes.len() as i64)?;
+    let mut done = 0;
+    while done < bytes.len() {
+        match nix::sys::uio::pwrite(&fd, &bytes[done..], done as i64) {
+            Ok(n) => done += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(fd)
 }
 
 /// The seals of a frozen payload: no writes, no size change, no more seals.

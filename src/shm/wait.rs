@@ -222,7 +222,9 @@ pub(crate) fn online_cpus() -> usize {
 /// Whether the peer process still runs.
 #[derive(Debug, Default)]
 pub(crate) struct PeerWatch {
-    pidfd: Option<OwnedFd>,
+    /// A pidfd, or a Unix socket to the peer that carries nothing more: either becomes
+    /// readable when the peer is gone (the kernel closes a dead process's sockets).
+    readable_when_gone: Option<OwnedFd>,
     pid: Option<i32>,
 }
 
@@ -241,12 +243,19 @@ impl PeerWatch {
             // SAFETY: the kernel just returned this fd to us; nothing else owns it.
             unsafe { OwnedFd::from_raw_fd(fd as i32) }
         });
-        PeerWatch { pidfd, pid: Some(pid) }
+        PeerWatch { readable_when_gone: pidfd, pid: Some(pid) }
+    }
+
+    /// Watches the process at the other end of `socket`, a connected Unix socket on which
+    /// nothing more will be sent: it reads end-of-file once that process closed it or died.
+    /// No pid is involved, so pid reuse cannot fool it.
+    pub(crate) fn socket(socket: OwnedFd) -> Self {
+        PeerWatch { readable_when_gone: Some(socket), pid: None }
     }
 
     /// False once the peer process has exited (or been killed).
     pub(crate) fn alive(&self) -> bool {
-        if let Some(fd) = &self.pidfd {
+        if let Some(fd) = &self.readable_when_gone {
             let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(fd), PollFlags::POLLIN)];
             return !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0);
         }
