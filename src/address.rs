@@ -141,8 +141,8 @@ pub(crate) fn connect_with(addr: &Address, options: &Options, token: Option<&Tok
         }
         Address::Shm(_) | Address::ShmAbstract(_) => {
             let unix = UnixTransport::connect_with(&addr.unix_socket_addr()?, addr, options, token)?;
-            let (memfd, socket) = unix.take_segment(options.handshake_timeout)?;
-            Box::new(ShmTransport::from_socket_peer(memfd, options, socket)?)
+            let ([memfd, e0, e1], socket) = unix.take_segment(options.handshake_timeout)?;
+            Box::new(ShmTransport::from_socket_peer(memfd, [e0, e1], options, socket)?)
         }
     })
 }

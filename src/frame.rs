@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::mem;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use crate::error::{Error, Result, try_resize};
@@ -58,6 +58,17 @@ pub(crate) trait Stream {
     /// Waits until the stream is readable (if `read`) or writable (if `write`), or until
     /// `deadline`; returns what is ready (nothing at the deadline).
     fn wait(&mut self, read: bool, write: bool, deadline: Option<Instant>) -> io::Result<Ready>;
+    /// Tells the stream whether a whole message (or the end) waits in the framing layer's
+    /// buffer, so that its readiness descriptor, if it has one, polls readable.
+    fn set_buffered(&self, ready: bool) {
+        let _ = ready;
+    }
+    /// The descriptor that polls readable when the stream is readable or `buffered` (as last
+    /// set by [`set_buffered`](Stream::set_buffered)) is true.
+    fn ready_fd(&self, buffered: bool) -> io::Result<BorrowedFd<'_>> {
+        let _ = buffered;
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 /// Bytes in the length prefix.
@@ -201,6 +212,13 @@ impl<S: Stream> Framed<S> {
 
     /// Writes `header` and `msg` over as many writes as it takes, `fds` riding with the first.
     fn write_frame(&mut self, header: &[u8], msg: &[u8], fds: &[RawFd]) -> Result<()> {
+        let result = self.write_frame_inner(header, msg, fds);
+        // Waiting for room may have read whole messages into the buffer.
+        self.io.set_buffered(self.buffered_ready());
+        result
+    }
+
+    fn write_frame_inner(&mut self, header: &[u8], msg: &[u8], fds: &[RawFd]) -> Result<()> {
         debug_assert!(msg.len() <= u32::MAX as usize);
         if self.broken || self.send_broken {
             return Err(Error::Disconnected);
@@ -302,6 +320,41 @@ impl<S: Stream> Framed<S> {
     /// (closed when `None`). With a deadline, waits in `ppoll` before each read and returns
     /// `Timeout` at the deadline, keeping any partial frame for the next call.
     pub(crate) fn recv(
+        &mut self,
+        buf: &mut Vec<u8>,
+        fds: Option<&mut Vec<OwnedFd>>,
+        deadline: Option<Instant>,
+    ) -> Result<usize> {
+        let result = self.recv_inner(buf, fds, deadline);
+        self.io.set_buffered(self.buffered_ready());
+        result
+    }
+
+    /// The readiness descriptor: polls readable whenever `recv` would return without waiting.
+    pub(crate) fn ready_fd(&self) -> io::Result<BorrowedFd<'_>> {
+        self.io.ready_fd(self.buffered_ready())
+    }
+
+    /// Whether a `recv` would return without reading: a whole message is buffered, or the
+    /// stream's end or a protocol error is known (the readiness contract: see `stream.rs`).
+    pub(crate) fn buffered_ready(&self) -> bool {
+        if self.broken || self.read_eof {
+            return true;
+        }
+        if let Some(large) = self.large {
+            return large.filled == large.len;
+        }
+        let avail = self.end - self.start;
+        if avail < PREFIX_LEN {
+            return false;
+        }
+        let mut prefix = [0; PREFIX_LEN];
+        prefix.copy_from_slice(&self.rbuf[self.start..self.start + PREFIX_LEN]);
+        let len = decode_prefix(prefix);
+        len > self.max || avail >= PREFIX_LEN + len
+    }
+
+    fn recv_inner(
         &mut self,
         buf: &mut Vec<u8>,
         mut fds: Option<&mut Vec<OwnedFd>>,
@@ -521,6 +574,19 @@ macro_rules! impl_transport {
             }
             fn max_message_size(&self) -> usize {
                 self.framed.max_message_size()
+            }
+            fn ready_fd(&self) -> $crate::error::Result<std::os::fd::BorrowedFd<'_>> {
+                Ok(self.framed.ready_fd()?)
+            }
+        }
+
+        impl std::os::fd::AsFd for $ty {
+            /// The readiness descriptor ([`Transport::ready_fd`](crate::Transport::ready_fd)):
+            /// it polls readable whenever `recv_timeout(Duration::ZERO)` would not time out,
+            /// messages already buffered included. If it cannot be made (no descriptors
+            /// left), this is the socket or pipe itself, which misses buffered messages.
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.framed.ready_fd().unwrap_or_else(|_| self.framed.get_ref().read_fd())
             }
         }
     };

@@ -7,7 +7,7 @@
 //! clears the flag on exactly the child's two ends, in the child, and the parent closes its
 //! copies, so that each side sees end-of-file when the other goes away.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use std::time::Instant;
 
@@ -90,13 +90,6 @@ impl PipeTransport {
     /// The write end's fd.
     pub fn write_fd(&self) -> BorrowedFd<'_> {
         self.framed.get_ref().write_fd()
-    }
-}
-
-impl AsFd for PipeTransport {
-    /// The read end, which is what one polls for incoming messages.
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.read_fd()
     }
 }
 

@@ -146,9 +146,13 @@ impl Options {
             }
             Kind::Shm => {
                 let (mut transport, memfd) = ShmTransport::for_child(self)?;
-                command.env(ENV_CONNECT, format!("shm:{}", memfd.as_raw_fd()));
+                let [e0, e1] = transport
+                    .doorbell_fds()
+                    .map(|[a, b]| [a.as_raw_fd(), b.as_raw_fd()])
+                    .ok_or_else(|| Error::Config("a parent's segment has doorbells".into()))?;
+                command.env(ENV_CONNECT, format!("shm:{},{e0},{e1}", memfd.as_raw_fd()));
                 command.env(ENV_WAIT, self.wait_strategy.name());
-                inherit(command, [memfd.as_raw_fd()]);
+                inherit(command, [memfd.as_raw_fd(), e0, e1]);
                 let mut child = KillOnDrop::spawn(command)?;
                 drop(memfd);
                 let pid = child.get().id();
@@ -225,14 +229,15 @@ impl Options {
             Token::from_hex(&hex)
         };
         if let Some(fds) = spec.strip_prefix("pipe:") {
-            let [read, write] = adopt_fds(fds, [SFlag::S_IFIFO; 2])?;
+            let [read, write] = adopt_fds(fds, [Some(SFlag::S_IFIFO); 2])?;
             let mut transport = PipeTransport::from_fds(read, write, self)?;
             transport.send_hello(&token()?)?;
             return Ok(Box::new(transport));
         }
-        if let Some(fd) = spec.strip_prefix("shm:") {
-            let [memfd] = adopt_fds(fd, [SFlag::S_IFREG])?;
-            return Ok(Box::new(ShmTransport::from_parent(memfd, self)?));
+        if let Some(fds) = spec.strip_prefix("shm:") {
+            // The memfd, then the parent's and our eventfds (anonymous inodes: no file type).
+            let [memfd, e0, e1] = adopt_fds(fds, [Some(SFlag::S_IFREG), None, None])?;
+            return Ok(Box::new(ShmTransport::from_parent(memfd, [e0, e1], self)?));
         }
         address::connect_with(&spec.parse::<Address>()?, self, Some(&token()?))
     }
@@ -256,21 +261,22 @@ fn inherit<const N: usize>(command: &mut Command, fds: [RawFd; N]) {
 }
 
 /// Takes ownership of the inherited descriptors named in `list` ("3,4"), after checking that
-/// each is open and of the expected type, and makes them close-on-exec again so that the
-/// child's own children do not inherit them.
-fn adopt_fds<const N: usize>(list: &str, kinds: [SFlag; N]) -> Result<[OwnedFd; N]> {
+/// each is open and of the expected type (`None`: any), and makes them close-on-exec again so
+/// that the child's own children do not inherit them.
+fn adopt_fds<const N: usize>(list: &str, kinds: [Option<SFlag>; N]) -> Result<[OwnedFd; N]> {
     let bad = |why: &str| Error::Config(format!("{ENV_CONNECT} names descriptors {list:?}: {why}"));
     let raw: Vec<RawFd> =
         list.split(',').map(|s| s.parse::<RawFd>()).collect::<Result<_, _>>().map_err(|_| bad("not numbers"))?;
-    if raw.len() != N || raw.iter().any(|&fd| fd <= 2) || (N == 2 && raw[0] == raw[1]) {
-        return Err(bad("wrong count or a standard stream"));
+    let distinct = raw.iter().enumerate().all(|(i, fd)| !raw[..i].contains(fd));
+    if raw.len() != N || raw.iter().any(|&fd| fd <= 2) || !distinct {
+        return Err(bad("wrong count, a standard stream, or one named twice"));
     }
     for (&fd, kind) in raw.iter().zip(kinds) {
         // SAFETY: the borrow lives only for this fstat call; an fd number that is not open
         // makes fstat fail with EBADF, which we report.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
         let stat = fstat(borrowed).map_err(|_| bad("not open"))?;
-        if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != kind {
+        if kind.is_some_and(|kind| SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != kind) {
             return Err(bad("not the expected file type"));
         }
     }

@@ -9,11 +9,14 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, ppoll};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg, setsockopt, sockopt};
 use nix::sys::time::{TimeSpec, TimeVal};
 
@@ -48,6 +51,8 @@ pub(crate) struct FdStream {
     /// For a Unix socket: the control buffer that receives passed descriptors. Every read of
     /// a Unix socket goes through `recvmsg` with it, so descriptors are never dropped unseen.
     cmsg: Option<Vec<u8>>,
+    /// The readiness descriptor, made the first time someone asks for it.
+    ready: OnceLock<ReadyFd>,
 }
 
 impl FdStream {
@@ -56,7 +61,7 @@ impl FdStream {
     pub(crate) fn socket(fd: OwnedFd) -> io::Result<Self> {
         set_nonblocking(fd.as_fd(), false)?;
         setsockopt(&fd, sockopt::SendTimeout, &TimeVal::new(0, SOCKET_SEND_SLICE.as_micros() as _))?;
-        Ok(FdStream { read: fd, write: None, cmsg: None })
+        Ok(FdStream { read: fd, write: None, cmsg: None, ready: OnceLock::new() })
     }
 
     /// Wraps a connected Unix stream socket, which can also carry file descriptors.
@@ -75,7 +80,7 @@ impl FdStream {
         let _ = fcntl(&write, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32));
         set_nonblocking(read.as_fd(), false)?;
         set_nonblocking(write.as_fd(), true)?;
-        Ok(FdStream { read, write: Some(write), cmsg: None })
+        Ok(FdStream { read, write: Some(write), cmsg: None, ready: OnceLock::new() })
     }
 
     /// The socket (or the read end), for a stream whose framing is done.
@@ -144,6 +149,23 @@ impl Stream for FdStream {
         }
         let rights = [ControlMessage::ScmRights(fds)];
         Ok(sendmsg::<()>(self.read.as_raw_fd(), bufs, &rights, MsgFlags::MSG_NOSIGNAL, None)?)
+    }
+
+    fn set_buffered(&self, ready: bool) {
+        if let Some(r) = self.ready.get() {
+            r.set(ready);
+        }
+    }
+
+    /// Made on first use (two more descriptors: an epoll set and an eventfd).
+    fn ready_fd(&self, buffered: bool) -> io::Result<BorrowedFd<'_>> {
+        if let Some(ready) = self.ready.get() {
+            return Ok(ready.as_fd());
+        }
+        let made = ReadyFd::new(self.read.as_fd(), buffered)?;
+        // Only `&mut` methods change what is buffered, so no one raced us; if two threads
+        // made one at once through `&self`, either is right.
+        Ok(self.ready.get_or_init(|| made).as_fd())
     }
 
     fn wait(&mut self, read: bool, write: bool, deadline: Option<Instant>) -> io::Result<Ready> {
@@ -220,4 +242,45 @@ fn ignore_sigpipe() {
             let _ = unsafe { sigaction(Signal::SIGPIPE, &old) };
         }
     });
+}
+
+/// A descriptor that polls readable when a stream is readable or when a flag is raised: an
+/// epoll set (`epoll(7)`) over the stream's read fd and an eventfd (`eventfd(2)`).
+///
+/// The framing layer buffers what it reads, so a whole message can wait in its buffer while
+/// the socket itself has nothing more: polling the socket would then miss it. The framing
+/// layer raises the flag whenever such a message (or the end of the stream) is buffered, and
+/// lowers it once the buffer holds nothing whole; the kernel does the rest. Raising and
+/// lowering cost a syscall each, and only at those transitions.
+#[derive(Debug)]
+pub(crate) struct ReadyFd {
+    epoll: Epoll,
+    flag: EventFd,
+    raised: AtomicBool,
+}
+
+impl ReadyFd {
+    /// An epoll set over `read` and a fresh flag, raised if `raised`.
+    pub(crate) fn new(read: BorrowedFd<'_>, raised: bool) -> io::Result<Self> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        let flag = EventFd::from_value_and_flags(u32::from(raised), EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+        epoll.add(read, EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, 0))?;
+        epoll.add(flag.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 1))?;
+        Ok(ReadyFd { epoll, flag, raised: AtomicBool::new(raised) })
+    }
+
+    /// Raises or lowers the flag (a syscall only when it changes).
+    pub(crate) fn set(&self, raised: bool) {
+        if self.raised.swap(raised, Ordering::Relaxed) == raised {
+            return;
+        }
+        // The eventfd is non-blocking: writing 1 to a counter far below its limit and
+        // reading a non-zero counter cannot fail, and if they did, the worst case is a
+        // spurious or a missed wake-up of a poller, never a lost message.
+        let _ = if raised { self.flag.write(1).map(drop) } else { self.flag.read().map(drop) };
+    }
+
+    pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
+        self.epoll.0.as_fd()
+    }
 }

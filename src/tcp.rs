@@ -6,7 +6,7 @@
 //! that a small message leaves at once instead of waiting for the previous one's ACK (`tcp(7)`).
 
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use crate::address::Address;
 use crate::error::{Error, Result};
@@ -85,12 +85,6 @@ impl TcpTransport {
     /// Sends a handshake frame, which no maximum message size applies to.
     pub(crate) fn send_handshake_frame(&mut self, frame: &[u8]) -> Result<()> {
         self.framed.send_frame(frame)
-    }
-}
-
-impl AsFd for TcpTransport {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.framed.get_ref().read_fd()
     }
 }
 

@@ -7,6 +7,7 @@
 use std::any::Any;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::BorrowedFd;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -84,6 +85,47 @@ pub trait Transport: Send + Any {
 
     /// The largest message this endpoint sends or accepts, in bytes.
     fn max_message_size(&self) -> usize;
+
+    /// A descriptor to wait on with `poll`, `epoll` or an event loop: it polls readable
+    /// whenever [`recv_timeout`](Transport::recv_timeout) with `Duration::ZERO` would return
+    /// something other than [`Error::Timeout`] (a whole message, whether or not the library
+    /// already buffered it; the peer's departure; a protocol error). It may also poll
+    /// readable when a `recv` would still time out (a partial message arrived): treat it as
+    /// a hint and receive with `Duration::ZERO` until `Timeout`.
+    ///
+    /// The concrete transports implement [`AsFd`](std::os::fd::AsFd) with the same
+    /// descriptor.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the descriptor cannot be made (it is made on first use and may take
+    /// one or two descriptors); [`Error::Config`] for a transport without one (the default).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    /// use switchboard::{Error, Kind, Options, Transport, pair};
+    ///
+    /// let (mut a, mut b) = pair(Kind::Unix, &Options::new())?;
+    /// let readable = |t: &dyn Transport| -> switchboard::Result<bool> {
+    ///     let mut fds = [PollFd::new(t.ready_fd()?, PollFlags::POLLIN)];
+    ///     Ok(poll(&mut fds, PollTimeout::ZERO)? > 0)
+    /// };
+    /// assert!(!readable(b.as_ref())?);
+    /// a.send(b"one")?;
+    /// a.send(b"two")?;
+    /// assert!(readable(b.as_ref())?);
+    /// let mut buf = Vec::new();
+    /// b.recv(&mut buf)?; // reads both into the buffer, returns "one"
+    /// assert!(readable(b.as_ref())?, "\"two\" is buffered: still readable");
+    /// b.recv_timeout(&mut buf, Duration::ZERO)?;
+    /// assert!(!readable(b.as_ref())?);
+    /// assert!(matches!(b.recv_timeout(&mut buf, Duration::ZERO), Err(Error::Timeout)));
+    /// # Ok::<(), switchboard::Error>(())
+    /// ```
+    fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
+        Err(Error::Config(format!("the {} transport has no readiness descriptor", self.kind())))
+    }
 }
 
 /// Reaching the concrete transport behind a `Box<dyn Transport>` (from [`spawn_child`],
@@ -155,6 +197,9 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn max_message_size(&self) -> usize {
         (**self).max_message_size()
+    }
+    fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
+        (**self).ready_fd()
     }
 }
 

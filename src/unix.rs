@@ -4,7 +4,7 @@
 //! socket-pair constructor, nix reads the peer's credentials, which interprocess's portable
 //! local sockets do not expose.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::{SocketAddr, UnixStream};
 use std::path::Path;
 use std::time::Duration;
@@ -167,16 +167,17 @@ impl UnixTransport {
         self.framed.recv(buf, Some(fds), deadline::after(timeout))
     }
 
-    /// Hands the shared segment of a `shm:` connection to the client (server side) and
-    /// returns the socket, which then only watches the peer.
-    pub(crate) fn hand_over_segment(mut self, memfd: &OwnedFd) -> Result<OwnedFd> {
-        self.framed.send_with_fds(&SEGMENT_MAGIC, &[memfd.as_raw_fd()])?;
+    /// Hands the shared segment of a `shm:` connection (its memfd and the two eventfds) to
+    /// the client (server side) and returns the socket, which then only watches the peer.
+    pub(crate) fn hand_over_segment(mut self, fds: [BorrowedFd<'_>; 3]) -> Result<OwnedFd> {
+        self.framed.send_with_fds(&SEGMENT_MAGIC, &fds.map(|fd| fd.as_raw_fd()))?;
         Ok(self.framed.into_inner().into_read_fd())
     }
 
     /// Takes the shared segment of a `shm:` connection (client side, after the handshake),
-    /// waiting at most `timeout`; returns it and the socket, which then only watches the peer.
-    pub(crate) fn take_segment(mut self, timeout: Duration) -> Result<(OwnedFd, OwnedFd)> {
+    /// waiting at most `timeout`; returns its memfd and eventfds, and the socket, which then
+    /// only watches the peer.
+    pub(crate) fn take_segment(mut self, timeout: Duration) -> Result<([OwnedFd; 3], OwnedFd)> {
         let (mut msg, mut fds) = (Vec::new(), Vec::new());
         match self.framed.recv(&mut msg, Some(&mut fds), deadline::after(timeout)) {
             Ok(_) => {}
@@ -188,11 +189,11 @@ impl UnixTransport {
             }
             Err(e) => return Err(e),
         }
-        if msg != SEGMENT_MAGIC || fds.len() != 1 {
-            return Err(Error::Handshake("the server did not send a shared segment".into()));
-        }
-        let memfd = fds.pop().unwrap_or_else(|| unreachable!("checked: one descriptor"));
-        Ok((memfd, self.framed.into_inner().into_read_fd()))
+        let segment: [OwnedFd; 3] = match fds.try_into() {
+            Ok(segment) if msg == SEGMENT_MAGIC => segment,
+            _ => return Err(Error::Handshake("the server did not send a shared segment".into())),
+        };
+        Ok((segment, self.framed.into_inner().into_read_fd()))
     }
 
     /// The peer's pid, uid and gid (`SO_PEERCRED`).
@@ -200,7 +201,7 @@ impl UnixTransport {
     /// # Errors
     /// [`Error::Io`](crate::Error::Io) if the kernel refuses the query.
     pub fn peer_credentials(&self) -> Result<PeerCredentials> {
-        peer_credentials(self.as_fd())
+        peer_credentials(self.framed.get_ref().read_fd())
     }
 }
 
@@ -213,12 +214,6 @@ impl UnixTransport {
     /// Sends a handshake frame, which no maximum message size applies to.
     pub(crate) fn send_handshake_frame(&mut self, frame: &[u8]) -> Result<()> {
         self.framed.send_frame(frame)
-    }
-}
-
-impl AsFd for UnixTransport {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.framed.get_ref().read_fd()
     }
 }
 

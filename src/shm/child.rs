@@ -2,29 +2,37 @@
 //! confirms itself by claiming the segment (its pid in the header, `attached` set and woken),
 //! which is also how a named segment's creator learns that its peer arrived.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::shm::layout::{self, HEADER_SIZE, Header};
+use crate::shm::ready::{self, Doorbells};
 use crate::shm::region::Region;
 use crate::shm::wait::{self, CHECK_EVERY, PeerWatch};
 use crate::shm::{ShmTransport, header};
 use crate::transport::Options;
 
 impl ShmTransport {
-    /// The parent's side, before the child exists, and the memfd to hand to the child.
+    /// The parent's side, before the child exists, and the memfd to hand to the child (with
+    /// [`doorbell_fds`](Self::doorbell_fds)).
     pub(crate) fn for_child(options: &Options) -> Result<(Self, OwnedFd)> {
         options.check()?;
         let (region, fd) = Region::memfd(layout::total_size(options.ring_capacity))?;
         header(&region).init(options.ring_capacity, std::process::id());
-        Ok((Self::new(region, 0, options, PeerWatch::none())?, fd))
+        let bells = Doorbells::for_side(0, ready::eventfd_pair()?);
+        Ok((Self::new(region, 0, options, PeerWatch::none(), Some(bells))?, fd))
+    }
+
+    /// The creator's and the attacher's eventfds, for the attacher to inherit or receive.
+    pub(crate) fn doorbell_fds(&self) -> Option<[BorrowedFd<'_>; 2]> {
+        self.doorbells.as_ref().map(Doorbells::fds)
     }
 
     /// Starts watching the child once it runs.
     pub(crate) fn watch_peer(&mut self, pid: u32) {
-        self.peer = PeerWatch::pid(pid as i32);
+        self.set_peer(PeerWatch::pid(pid as i32));
     }
 
     /// Waits until `deadline` for the child `pid` to attach: `Ok(false)` if it has not yet.
@@ -42,31 +50,43 @@ impl ShmTransport {
         }
     }
 
-    /// The child's side, from the memfd it inherited.
-    pub(crate) fn from_parent(memfd: OwnedFd, options: &Options) -> Result<Self> {
+    /// The child's side, from the memfd and the two eventfds (creator's, attacher's) it
+    /// inherited.
+    pub(crate) fn from_parent(memfd: OwnedFd, events: [OwnedFd; 2], options: &Options) -> Result<Self> {
         let ppid = nix::unistd::getppid().as_raw();
         let peer = PeerWatch::pid(ppid);
         if nix::unistd::getppid().as_raw() != ppid {
             return Err(Error::Disconnected);
         }
-        Self::attach(memfd, options, peer, Some(ppid))
+        Self::attach(memfd, events, options, peer, Some(ppid))
     }
 
     /// The server's side of a `shm:` connection, made by [`for_child`](Self::for_child),
     /// watches the client through the socket the segment went over.
     pub(crate) fn watch_socket(&mut self, socket: OwnedFd) {
-        self.peer = PeerWatch::socket(socket);
+        self.set_peer(PeerWatch::socket(socket));
     }
 
     /// The client's side of a `shm:` connection: the memfd the server passed over `socket`,
     /// which is kept to watch the server.
-    pub(crate) fn from_socket_peer(memfd: OwnedFd, options: &Options, socket: OwnedFd) -> Result<Self> {
-        Self::attach(memfd, options, PeerWatch::socket(socket), None)
+    pub(crate) fn from_socket_peer(
+        memfd: OwnedFd,
+        events: [OwnedFd; 2],
+        options: &Options,
+        socket: OwnedFd,
+    ) -> Result<Self> {
+        Self::attach(memfd, events, options, PeerWatch::socket(socket), None)
     }
 
     /// Maps a segment someone else created, checks it (and its creator, if known) and claims
     /// it as the one attacher.
-    fn attach(memfd: OwnedFd, options: &Options, peer: PeerWatch, creator: Option<i32>) -> Result<Self> {
+    fn attach(
+        memfd: OwnedFd,
+        events: [OwnedFd; 2],
+        options: &Options,
+        peer: PeerWatch,
+        creator: Option<i32>,
+    ) -> Result<Self> {
         options.check()?;
         let region = Region::attach_memfd(&memfd, HEADER_SIZE)?;
         drop(memfd);
@@ -76,7 +96,7 @@ impl ShmTransport {
             return Err(Error::Handshake("the shared segment was not created by our parent".into()));
         }
         claim(h)?;
-        Self::new(region, 1, options, peer)
+        Self::new(region, 1, options, peer, Some(Doorbells::for_side(1, events)))
     }
 }
 

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 /// "SWBDSHM1" as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SWBDSHM1");
 /// Bumped on any change to this layout or the record format.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 /// Bytes before the first ring: one page, so that rings start page-aligned.
 pub(crate) const HEADER_SIZE: usize = 4096;
 /// Smallest and largest ring capacities accepted.
@@ -52,6 +52,9 @@ pub(crate) struct WakeLine {
     pub(crate) seq: AtomicU32,
     /// Set by the waiter before it sleeps, so that the waker makes a syscall only then.
     pub(crate) sleeping: AtomicU32,
+    /// Set by an endpoint whose owner waits in `poll`/`epoll` on its readiness descriptor:
+    /// the waker then writes that endpoint's eventfd (once: it clears the flag).
+    pub(crate) polled: AtomicU32,
 }
 
 /// The control block of one ring.
@@ -123,6 +126,7 @@ impl Header {
         for bell in &self.bells {
             bell.seq.store(0, Relaxed);
             bell.sleeping.store(0, Relaxed);
+            bell.polled.store(0, Relaxed);
         }
         // Magic last, with release: a reader that sees it sees the rest.
         self.magic.store(MAGIC, std::sync::atomic::Ordering::Release);

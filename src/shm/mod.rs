@@ -11,6 +11,7 @@
 mod child;
 mod layout;
 mod named;
+mod ready;
 mod region;
 mod ring;
 mod sealed;
@@ -25,11 +26,15 @@ pub(crate) use ring::fuzz_reader;
 
 use std::collections::VecDeque;
 use std::mem;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::ptr::NonNull;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use layout::{HEADER_SIZE, Header};
+use nix::sys::epoll::Epoll;
+use ready::Doorbells;
 use region::Region;
 use ring::{Consumer, Producer, Record, Reservation, Tag};
 use wait::{Bell, CHECK_EVERY, PeerWatch, Spin, SpinStep};
@@ -93,6 +98,12 @@ pub struct ShmTransport {
     broken: bool,
     /// A fragmented send failed halfway: no more sends (receiving goes on).
     send_broken: bool,
+    /// This endpoint's eventfd and its peer's (none for named segments); see `ready.rs`.
+    doorbells: Option<Doorbells>,
+    /// The readiness descriptor (an epoll set), and whether anyone asked for it: only then
+    /// does a `recv` that times out arm it (see `ready.rs`).
+    ready: Epoll,
+    ready_used: AtomicBool,
     /// Last field: dropped after everything that points into it.
     region: Region,
 }
@@ -139,7 +150,12 @@ impl ShmTransport {
         header(&region).init(options.ring_capacity, std::process::id());
         let other = Region::attach_memfd(&fd, HEADER_SIZE)?;
         header(&other).attached.store(1, Ordering::Release);
-        Ok((Self::new(region, 0, options, PeerWatch::none())?, Self::new(other, 1, options, PeerWatch::none())?))
+        let [e0, e1] = ready::eventfd_pair()?;
+        let (e0_dup, e1_dup) = (e0.try_clone()?, e1.try_clone()?);
+        Ok((
+            Self::new(region, 0, options, PeerWatch::none(), Some(Doorbells::for_side(0, [e0, e1])))?,
+            Self::new(other, 1, options, PeerWatch::none(), Some(Doorbells::for_side(1, [e0_dup, e1_dup])))?,
+        ))
     }
 
     /// The mapping's address and length, for tests that scribble on a live segment.
@@ -148,7 +164,13 @@ impl ShmTransport {
     }
 
     /// Builds side `side` (0: creator, 1: attacher) over a validated or fresh region.
-    fn new(region: Region, side: usize, options: &Options, peer: PeerWatch) -> Result<Self> {
+    fn new(
+        region: Region,
+        side: usize,
+        options: &Options,
+        peer: PeerWatch,
+        doorbells: Option<Doorbells>,
+    ) -> Result<Self> {
         let h = header(&region);
         let capacity = h.validate(region.len())?;
         let base = region.ptr();
@@ -170,6 +192,7 @@ impl ShmTransport {
             unsafe { (Bell::new(NonNull::from(&h.bells[side])), Bell::new(NonNull::from(&h.bells[1 - side]))) };
         let my_cpus = wait::allowed_cpus();
         h.endpoints[side].cpus.store(my_cpus, Ordering::Relaxed);
+        let ready = ready::readiness_set(doorbells.as_ref(), &peer)?;
         Ok(ShmTransport {
             producer,
             consumer,
@@ -188,6 +211,9 @@ impl ShmTransport {
             inbox_cost: 0,
             broken: false,
             send_broken: false,
+            ready,
+            ready_used: AtomicBool::new(false),
+            doorbells,
             region,
         })
     }
@@ -201,7 +227,7 @@ impl ShmTransport {
         let Got::Space(res) = self.wait(Want::Space(bytes.len()), None)? else { unreachable!("space wait") };
         self.producer.write(&res, bytes);
         self.producer.commit(res, tag, total);
-        self.peer_bell.ring();
+        self.ring_peer();
         Ok(())
     }
 
@@ -254,7 +280,7 @@ impl ShmTransport {
 
     fn release(&mut self, rec: &Record) {
         self.consumer.release(rec);
-        self.peer_bell.ring();
+        self.ring_peer();
     }
 
     /// Consumes fragments until a whole record or a completed message is next, or the ring is
@@ -420,6 +446,15 @@ impl ShmTransport {
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
+                // Someone polls this endpoint: arm its eventfd, and look once more.
+                if let Want::Data = want
+                    && self.arm_readiness()?
+                {
+                    if !self.peer.alive() {
+                        return self.last_look(want);
+                    }
+                    continue;
+                }
                 return Err(Error::Timeout);
             }
             let slice = deadline.map_or(CHECK_EVERY, |d| (d - now).min(CHECK_EVERY));
@@ -496,6 +531,18 @@ impl Transport for ShmTransport {
     fn max_message_size(&self) -> usize {
         self.max
     }
+
+    fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
+        Ok(self.readiness_fd())
+    }
+}
+
+impl AsFd for ShmTransport {
+    /// The readiness descriptor ([`Transport::ready_fd`]). Endpoints of a named segment
+    /// cannot be woken by their peer: theirs always polls readable.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.readiness_fd()
+    }
 }
 
 impl Drop for ShmTransport {
@@ -503,7 +550,7 @@ impl Drop for ShmTransport {
         header(&self.region).endpoints[self.side].closed.store(1, Ordering::Release);
         // The peer may sleep waiting for data (from us) or for space (that we will never
         // free): one bell covers both.
-        self.peer_bell.ring();
+        self.ring_peer();
     }
 }
 

@@ -85,7 +85,7 @@ impl ShmTransport {
             )));
         }
         claim(h)?;
-        Self::new(region, 1, options, peer)
+        Self::new(region, 1, options, peer, None)
     }
 
     /// Removes the name of a segment made by [`create_named`](ShmTransport::create_named), as
@@ -197,7 +197,7 @@ impl NamedShm {
         }
         let peer = PeerWatch::pid(h.attacher_pid.load(Ordering::Acquire) as i32);
         region::unlink_named(&self.name);
-        ShmTransport::new(region, 0, &self.options, peer)
+        ShmTransport::new(region, 0, &self.options, peer, None)
     }
 }
 

@@ -78,15 +78,25 @@ impl Bell {
 
     /// Rings the bell if its owner said it sleeps. Call after publishing: the fence orders
     /// the publication before the read of `sleeping`, pairing with the fence in
-    /// [`prepare`](Bell::prepare).
+    /// [`prepare`](Bell::prepare). Returns whether the owner polls its readiness descriptor
+    /// (the flag is taken: the caller must write the owner's eventfd).
     #[inline]
-    pub(crate) fn ring(&self) {
+    pub(crate) fn ring(&self) -> bool {
         fence(Ordering::SeqCst);
         let line = self.line();
         if line.sleeping.load(Ordering::Relaxed) != 0 {
             line.seq.fetch_add(1, Ordering::Release);
             futex_wake(&line.seq);
         }
+        line.polled.load(Ordering::Relaxed) != 0 && line.polled.swap(0, Ordering::Relaxed) != 0
+    }
+
+    /// Announces that our owner will wait in `poll` on its readiness descriptor. As with
+    /// [`prepare`](Bell::prepare), the caller must then look at the rings once more: whatever
+    /// the peer published before it saw the flag is visible to that look.
+    pub(crate) fn arm_poll(&self) {
+        self.line().polled.store(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
     }
 
     /// Announces that we are about to sleep on our own bell. The caller must then look at
@@ -251,6 +261,11 @@ impl PeerWatch {
     /// No pid is involved, so pid reuse cannot fool it.
     pub(crate) fn socket(socket: OwnedFd) -> Self {
         PeerWatch { readable_when_gone: Some(socket), pid: None }
+    }
+
+    /// The descriptor that polls readable once the peer is gone, if there is one.
+    pub(crate) fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.readable_when_gone.as_ref().map(std::os::fd::AsFd::as_fd)
     }
 
     /// False once the peer process has exited (or been killed).
