@@ -31,7 +31,7 @@ use switchboard::measure::{self, Mechanism, Report, Settings, human_size};
 struct Args {
     /// Comma-separated transports: tcp, unix, pipe, shm, shm-spin, shm-block, shm-adaptive
     /// (each is measured beside its raw baseline) [default: all]
-    #[arg(long, value_delimiter = ',', value_parser = cli::parse_transport)]
+    #[arg(long, value_delimiter = ',', value_parser = parse_transport)]
     transports: Vec<Mechanism>,
 
     /// Comma-separated message sizes, with optional K or M suffix (KiB, MiB), up to 64M
@@ -40,7 +40,7 @@ struct Args {
     sizes: Vec<usize>,
 
     /// Measured round trips per transport and size, at most [default: 20000; --quick: 2000]
-    #[arg(long, value_parser = cli::parse_count)]
+    #[arg(long, value_parser = parse_count)]
     iterations: Option<usize>,
 
     /// Time budget of each latency measurement in seconds [default: 0.3; --quick: 0.04]
@@ -60,56 +60,25 @@ struct Args {
     quick: bool,
 }
 
-/// The option parsers `ping_pong` shares: it includes this file as a module for them, so that
-/// both examples accept the same spellings of transports (`shm-spin`), sizes (`64K`) and counts.
-pub(crate) mod cli {
-    use switchboard::measure::Mechanism;
-
-    /// A transport: tcp, unix, pipe, shm (adaptive), shm-spin, shm-block or shm-adaptive.
-    pub(crate) fn parse_transport(s: &str) -> Result<Mechanism, String> {
-        let Ok(m) = s.parse::<Mechanism>() else {
-            let names: Vec<String> = Mechanism::all_transports().iter().map(ToString::to_string).collect();
-            return Err(format!("expected one of {}, or shm (adaptive)", names.join(", ")));
-        };
-        if m.is_raw() {
-            return Err("raw baselines are measured beside each transport; name the transport".into());
-        }
-        Ok(m)
+/// The reason in a switchboard error, for clap's "invalid value" message.
+fn reason(e: switchboard::Error) -> String {
+    match e {
+        switchboard::Error::Config(why) => why,
+        other => other.to_string(),
     }
+}
 
-    /// A message size in bytes, with an optional K or M suffix (KiB, MiB): 64, 16K, 1M.
-    pub(crate) fn parse_size(s: &str) -> Result<usize, String> {
-        let s = s.trim();
-        let (digits, mult) = match s.chars().last() {
-            Some('K' | 'k') => (&s[..s.len() - 1], 1 << 10),
-            Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
-            _ => (s, 1),
-        };
-        let n: usize = digits.parse().map_err(|_| format!("{s:?} is not a size like 64, 16K or 1M"))?;
-        match n.checked_mul(mult) {
-            Some(0) => Err("a message has at least 1 byte".into()),
-            Some(size) => Ok(size),
-            None => Err(format!("{s} bytes is more than this machine can address")),
-        }
-    }
+fn parse_transport(s: &str) -> Result<Mechanism, String> {
+    measure::parse_transport(s).map_err(reason)
+}
 
-    /// A number of round trips: at least 1, since a run of none has no percentiles, and at
-    /// most a billion, which takes minutes even where a round trip takes 0.1 µs.
-    pub(crate) fn parse_count(s: &str) -> Result<usize, String> {
-        match s.trim().parse::<usize>() {
-            Ok(0) => Err("must be at least 1".into()),
-            Ok(n) if n > MAX_COUNT => Err(format!("must be at most {MAX_COUNT}")),
-            Ok(n) => Ok(n),
-            Err(_) => Err(format!("{s:?} is not a whole number")),
-        }
-    }
-
-    const MAX_COUNT: usize = 1_000_000_000;
+fn parse_count(s: &str) -> Result<usize, String> {
+    measure::parse_count(s).map_err(reason)
 }
 
 /// A size the comparison measures: at most 64 MiB, the transports' default message limit.
 fn parse_size(s: &str) -> Result<usize, String> {
-    let size = cli::parse_size(s)?;
+    let size = measure::parse_size(s).map_err(reason)?;
     if size > 64 << 20 {
         return Err(format!("{size} bytes is above 64 MiB, the largest size compared"));
     }
@@ -175,13 +144,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     };
 
     // Each transport and, once per kind, its raw baseline.
-    let mut mechanisms: Vec<Mechanism> = Vec::new();
-    for t in &transports {
-        mechanisms.push(*t);
-        if !mechanisms.contains(&t.raw()) {
-            mechanisms.push(t.raw());
-        }
-    }
+    let mechanisms = Mechanism::with_baselines(&transports);
 
     let started = Instant::now();
     let bar = ProgressBar::new((mechanisms.len() * sizes.len()) as u64);

@@ -19,13 +19,6 @@ use clap::{CommandFactory, Parser};
 use switchboard::measure::{self, Mechanism, Settings, human_size};
 use switchboard::{Kind, MAX_MESSAGE_SIZE_LIMIT, Options, Transport, WaitStrategy};
 
-// The option parsers are compare's, so that both examples accept the same spellings
-// (`shm-spin`, `1K`). Of compare.rs this program uses only `compare::cli`.
-#[allow(dead_code)]
-#[path = "compare.rs"]
-mod compare;
-use compare::cli;
-
 /// The warm-up moves at most this many bytes each way: at 64 B that is the full 1,000 round
 /// trips, at 100 MB the minimum of 3 instead of 84 seconds of unreported work.
 const WARMUP_BYTES: usize = 64 << 20;
@@ -53,7 +46,7 @@ struct Args {
     #[arg(long)]
     wait: Option<WaitStrategy>,
     /// Round trips to time, after a warm-up of up to 1,000 (fewer for large messages)
-    #[arg(long, default_value_t = 20_000, value_parser = cli::parse_count)]
+    #[arg(long, default_value_t = 20_000, value_parser = parse_count)]
     count: usize,
     /// Message size in bytes, with optional K or M suffix (KiB, MiB); at least 8
     #[arg(long, default_value = "64", value_parser = parse_size)]
@@ -69,15 +62,28 @@ struct TransportArg {
     names_wait: bool,
 }
 
+/// The reason in a switchboard error, for clap's "invalid value" message.
+fn reason(e: switchboard::Error) -> String {
+    match e {
+        switchboard::Error::Config(why) => why,
+        other => other.to_string(),
+    }
+}
+
+/// The same spellings as `compare` (the parsers live in `switchboard::measure`).
+fn parse_count(s: &str) -> Result<usize, String> {
+    measure::parse_count(s).map_err(reason)
+}
+
 fn parse_transport(s: &str) -> Result<TransportArg, String> {
-    match cli::parse_transport(s)? {
+    match measure::parse_transport(s).map_err(reason)? {
         Mechanism::Transport { kind, wait } => Ok(TransportArg { kind, wait, names_wait: s.starts_with("shm-") }),
         other => Err(format!("{other} is not a transport")),
     }
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
-    let size = cli::parse_size(s)?;
+    let size = measure::parse_size(s).map_err(reason)?;
     if size < 8 {
         return Err("at least 8 bytes: each message carries its sequence number".into());
     }

@@ -20,14 +20,7 @@ pub(crate) fn run(group: &str, bytes_per_iter: u64, time: fn(&mut BenchPeer, u64
     for size in [8usize, 64, 1 << 10, 16 << 10, 64 << 10, 1 << 20] {
         let mut g = c.benchmark_group(format!("{group} {}", human_size(size)));
         g.throughput(Throughput::Bytes(bytes_per_iter * size as u64));
-        let mut mechanisms = Vec::new();
-        for t in Mechanism::all_transports() {
-            mechanisms.push(t);
-            if !mechanisms.contains(&t.raw()) {
-                mechanisms.push(t.raw());
-            }
-        }
-        for m in mechanisms {
+        for m in Mechanism::with_baselines(&Mechanism::all_transports()) {
             // Spawned only if criterion's filter selects this benchmark.
             let mut peer: Option<BenchPeer> = None;
             g.bench_function(BenchmarkId::from_parameter(m), |b| {

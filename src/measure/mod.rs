@@ -26,23 +26,23 @@
 //! ```
 
 mod link;
+mod mechanism;
 mod peer;
 #[allow(unsafe_code)] // the raw shared-memory baseline maps memory itself
 mod raw;
 mod report;
 mod sys;
 
-use std::fmt;
 use std::process::{Child, Command};
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::transport::{DEFAULT_RING_CAPACITY, Kind, Options, Transport, WaitStrategy};
+use crate::transport::{DEFAULT_RING_CAPACITY, Options, Transport};
 use link::Link;
 
+pub use mechanism::{Mechanism, parse_count, parse_size, parse_transport};
 pub use peer::BenchPeer;
 pub use report::{Report, human_size};
 pub use sys::{cpu_count, cpu_model, process_cpu};
@@ -75,155 +75,6 @@ pub const ENV_MEASURE: &str = "SWITCHBOARD_MEASURE";
 /// assert_eq!(settings.pin.map(|(_, child)| child), Some(1));
 /// ```
 pub const ENV_MEASURE_PIN: &str = "SWITCHBOARD_MEASURE_PIN";
-
-/// A thing to measure: a switchboard transport (shm with a wait strategy) or the raw
-/// mechanism under it.
-///
-/// Its name (`Display` and `FromStr`) is the one the reports and the `compare` example's
-/// `--transports` option use.
-///
-/// # Examples
-/// ```
-/// use switchboard::measure::Mechanism;
-/// use switchboard::{Kind, WaitStrategy};
-///
-/// let spin: Mechanism = "shm-spin".parse()?;
-/// assert_eq!(spin, Mechanism::Transport { kind: Kind::Shm, wait: WaitStrategy::Spin });
-/// assert_eq!(spin.raw().to_string(), "raw-shm");
-/// assert!(spin.raw().is_raw() && spin.raw().kind() == Kind::Shm);
-/// assert_eq!(Mechanism::transport(Kind::Shm).to_string(), "shm-adaptive");
-///
-/// let names: Vec<String> = Mechanism::all_transports().iter().map(|m| m.to_string()).collect();
-/// assert_eq!(names, ["tcp", "unix", "pipe", "shm-spin", "shm-block", "shm-adaptive"]);
-/// # Ok::<(), switchboard::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Mechanism {
-    /// A switchboard transport.
-    Transport {
-        /// Which transport.
-        kind: Kind,
-        /// The wait strategy (shm only; ignored otherwise).
-        wait: WaitStrategy,
-    },
-    /// The same exchange over plain syscalls: pipes, a socketpair, TCP with `TCP_NODELAY`,
-    /// or shared memory spinning on an atomic.
-    Raw(Kind),
-}
-
-impl Mechanism {
-    /// A transport with the default wait strategy.
-    ///
-    /// # Examples
-    /// ```
-    /// use switchboard::measure::Mechanism;
-    /// use switchboard::{Kind, WaitStrategy};
-    ///
-    /// let shm = Mechanism::transport(Kind::Shm);
-    /// assert_eq!(shm, Mechanism::Transport { kind: Kind::Shm, wait: WaitStrategy::Adaptive });
-    /// ```
-    pub fn transport(kind: Kind) -> Self {
-        Mechanism::Transport { kind, wait: WaitStrategy::default() }
-    }
-
-    /// Every transport (shm in each wait strategy), in report order.
-    ///
-    /// # Examples
-    /// ```
-    /// use switchboard::measure::Mechanism;
-    ///
-    /// // Each transport and, once per kind, its raw baseline: what the `compare` example measures.
-    /// let mut mechanisms = Vec::new();
-    /// for m in Mechanism::all_transports() {
-    ///     mechanisms.push(m);
-    ///     if !mechanisms.contains(&m.raw()) {
-    ///         mechanisms.push(m.raw());
-    ///     }
-    /// }
-    /// assert_eq!(mechanisms.len(), 10); // 6 transports, 4 raw baselines
-    /// ```
-    pub fn all_transports() -> Vec<Mechanism> {
-        let mut out = Vec::new();
-        for kind in Kind::ALL {
-            if kind == Kind::Shm {
-                out.extend(WaitStrategy::ALL.map(|wait| Mechanism::Transport { kind, wait }));
-            } else {
-                out.push(Mechanism::transport(kind));
-            }
-        }
-        out
-    }
-
-    /// The raw baseline of this mechanism's kind.
-    ///
-    /// # Examples
-    /// ```
-    /// use switchboard::Kind;
-    /// use switchboard::measure::Mechanism;
-    ///
-    /// assert_eq!("shm-block".parse::<Mechanism>()?.raw(), Mechanism::Raw(Kind::Shm));
-    /// # Ok::<(), switchboard::Error>(())
-    /// ```
-    pub fn raw(self) -> Mechanism {
-        Mechanism::Raw(self.kind())
-    }
-
-    /// The underlying kind.
-    ///
-    /// # Examples
-    /// ```
-    /// use switchboard::Kind;
-    /// use switchboard::measure::Mechanism;
-    ///
-    /// assert_eq!("raw-unix".parse::<Mechanism>()?.kind(), Kind::Unix);
-    /// # Ok::<(), switchboard::Error>(())
-    /// ```
-    pub fn kind(self) -> Kind {
-        match self {
-            Mechanism::Transport { kind, .. } | Mechanism::Raw(kind) => kind,
-        }
-    }
-
-    /// Whether this is a raw baseline.
-    ///
-    /// # Examples
-    /// ```
-    /// use switchboard::Kind;
-    /// use switchboard::measure::Mechanism;
-    ///
-    /// assert!(Mechanism::Raw(Kind::Pipe).is_raw());
-    /// assert!(!Mechanism::transport(Kind::Pipe).is_raw());
-    /// ```
-    pub fn is_raw(self) -> bool {
-        matches!(self, Mechanism::Raw(_))
-    }
-}
-
-impl fmt::Display for Mechanism {
-    /// `tcp`, `shm-spin`, `raw-pipe`, ...
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = match self {
-            Mechanism::Transport { kind: Kind::Shm, wait } => format!("shm-{wait}"),
-            Mechanism::Transport { kind, .. } => kind.to_string(),
-            Mechanism::Raw(kind) => format!("raw-{kind}"),
-        };
-        f.pad(&s)
-    }
-}
-
-impl FromStr for Mechanism {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        if let Some(kind) = s.strip_prefix("raw-") {
-            return Ok(Mechanism::Raw(kind.parse()?));
-        }
-        if let Some(wait) = s.strip_prefix("shm-") {
-            return Ok(Mechanism::Transport { kind: Kind::Shm, wait: wait.parse()? });
-        }
-        Ok(Mechanism::transport(s.parse()?))
-    }
-}
 
 /// How much to measure.
 ///
