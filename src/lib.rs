@@ -17,6 +17,7 @@ mod listener;
 pub mod measure;
 mod pair;
 mod pipe;
+mod process;
 #[allow(unsafe_code)] // shared memory and futexes: see src/shm/ and STYLE.md
 mod shm;
 mod spawn;
@@ -34,6 +35,7 @@ pub use handshake::PROTOCOL_VERSION;
 pub use listener::Listener;
 pub use pair::pair;
 pub use pipe::PipeTransport;
+pub use process::ChildGuard;
 pub use shm::{NamedShm, SealedMemfd, ShmRecvSlot, ShmSendSlot, ShmTransport};
 pub use spawn::{ENV_CONNECT, ENV_MAX_MESSAGE_SIZE, ENV_TOKEN, ENV_WAIT, connect_to_parent, spawn_child};
 pub use tcp::TcpTransport;

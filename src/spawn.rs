@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::handshake::Token;
 use crate::listener::Listener;
 use crate::pipe::PipeTransport;
+use crate::process::ChildGuard;
 use crate::shm::ShmTransport;
 use crate::transport::{Kind, MAX_MESSAGE_SIZE_LIMIT, Options, Transport};
 
@@ -138,11 +139,11 @@ impl Options {
                 command.env(ENV_CONNECT, format!("pipe:{},{}", child_read.as_raw_fd(), child_write.as_raw_fd()));
                 inherit(command, [child_read.as_raw_fd(), child_write.as_raw_fd()]);
                 let mut transport = PipeTransport::from_fds(parent_read.into(), parent_write.into(), self)?;
-                let mut child = KillOnDrop::spawn(command)?;
+                let mut child = spawn_guarded(command)?;
                 // Our copies of the child's ends must go, or we would never see EOF.
                 drop((child_read, child_write));
                 self.await_child(&mut child, |slice| transport.expect_hello(&token, slice))?;
-                Ok((child.take(), Box::new(transport)))
+                Ok((child.into_inner(), Box::new(transport)))
             }
             Kind::Shm => {
                 let (mut transport, memfd) = ShmTransport::for_child(self)?;
@@ -153,12 +154,12 @@ impl Options {
                 command.env(ENV_CONNECT, format!("shm:{},{e0},{e1}", memfd.as_raw_fd()));
                 command.env(ENV_WAIT, self.wait_strategy.name());
                 inherit(command, [memfd.as_raw_fd(), e0, e1]);
-                let mut child = KillOnDrop::spawn(command)?;
+                let mut child = spawn_guarded(command)?;
                 drop(memfd);
-                let pid = child.get().id();
+                let pid = child.id();
                 transport.watch_peer(pid);
                 self.await_child(&mut child, |slice| transport.await_attached(pid, slice))?;
-                Ok((child.take(), Box::new(transport)))
+                Ok((child.into_inner(), Box::new(transport)))
             }
         }
     }
@@ -171,7 +172,7 @@ impl Options {
     ) -> Result<(Child, Box<dyn Transport>)> {
         let listener = listener.require_token(token);
         command.env(ENV_CONNECT, listener.local_addr().to_string());
-        let mut child = KillOnDrop::spawn(command)?;
+        let mut child = spawn_guarded(command)?;
         let mut transport = None;
         self.await_child(&mut child, |slice| match listener.accept_until(slice) {
             Ok(t) => {
@@ -182,14 +183,14 @@ impl Options {
             Err(e) => Err(e),
         })?;
         let transport = transport.ok_or_else(|| Error::Handshake("the child did not connect".into()))?;
-        Ok((child.take(), transport))
+        Ok((child.into_inner(), transport))
     }
 
     /// Waits until `connected` (called with the end of each 50 ms slice) says the child is
     /// connected, checking between slices that the child still runs.
     fn await_child(
         &self,
-        child: &mut KillOnDrop,
+        child: &mut ChildGuard,
         mut connected: impl FnMut(Option<Instant>) -> Result<bool>,
     ) -> Result<()> {
         let deadline = deadline::after(self.handshake_timeout);
@@ -199,7 +200,7 @@ impl Options {
             if let Ok(true) = result {
                 return Ok(());
             }
-            if let Some(status) = child.get().try_wait()? {
+            if let Some(status) = child.get_mut().try_wait()? {
                 return Err(Error::Handshake(format!("the child exited ({status}) before connecting")));
             }
             result?;
@@ -292,28 +293,8 @@ fn adopt_fds<const N: usize>(list: &str, kinds: [Option<SFlag>; N]) -> Result<[O
     Ok(owned.try_into().unwrap_or_else(|_| unreachable!("length checked")))
 }
 
-/// Kills and reaps the child unless it was handed to the caller.
-struct KillOnDrop(Option<Child>);
-
-impl KillOnDrop {
-    fn spawn(command: &mut Command) -> Result<Self> {
-        let program = command.get_program().to_string_lossy().into_owned();
-        Ok(KillOnDrop(Some(command.spawn().map_err(|e| Error::about(e, format!("spawning {program:?}")))?)))
-    }
-
-    fn get(&mut self) -> &mut Child {
-        self.0.as_mut().expect("child present until taken")
-    }
-    fn take(&mut self) -> Child {
-        self.0.take().expect("child present until taken")
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// Spawns `command`, guarded: killed and reaped if `spawn_child` fails after this.
+fn spawn_guarded(command: &mut Command) -> Result<ChildGuard> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    Ok(ChildGuard::new(command.spawn().map_err(|e| Error::about(e, format!("spawning {program:?}")))?))
 }

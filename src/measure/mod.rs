@@ -39,6 +39,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::process::ChildGuard;
 use crate::transport::{DEFAULT_RING_CAPACITY, Options, Transport};
 use link::Link;
 
@@ -307,7 +308,7 @@ pub fn measure(mechanism: Mechanism, size: usize, settings: &Settings) -> Result
 
 fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Result<Measurement> {
     let (child, mut link) = spawn(mechanism, "latency", size, settings.warmup, settings.iterations, settings)?;
-    let _watchdog = Watchdog::new(&child, MEASUREMENT_LIMIT + settings.duration);
+    let child = ChildGuard::with_deadline(child, MEASUREMENT_LIMIT + settings.duration);
     let ping = link::ping(link.as_mut(), size, settings.warmup, settings.iterations, settings.duration);
     drop(link);
     reap(child)?;
@@ -334,7 +335,7 @@ fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Res
     let count = settings.stream_count(size);
     let warmup = (settings.warmup / 10).clamp(1, count);
     let (child, mut link) = spawn(mechanism, "throughput", size, warmup, count, settings)?;
-    let _watchdog = Watchdog::new(&child, MEASUREMENT_LIMIT);
+    let child = ChildGuard::with_deadline(child, MEASUREMENT_LIMIT);
     let stream = link::drain(link.as_mut(), size, warmup, count);
     drop(link);
     reap(child)?;
@@ -409,28 +410,16 @@ fn spawn(
     }
 }
 
-/// Kills the child if a measurement outlives `limit`, so that a hung peer ends the run with an
-/// error instead of hanging it; the parent's pending call then fails with `Disconnected`.
-struct Watchdog(#[allow(dead_code)] std::sync::mpsc::Sender<()>);
-
-impl Watchdog {
-    fn new(child: &Child, limit: Duration) -> Self {
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            }
-        });
-        Watchdog(tx)
-    }
-}
-
 /// A measurement that takes longer than this is declared hung.
 const MEASUREMENT_LIMIT: Duration = Duration::from_secs(120);
 
-fn reap(mut child: Child) -> Result<()> {
-    let status = child.wait()?;
+/// Waits for a measurement child; a hung one (killed at its deadline) or one that failed is
+/// an error.
+fn reap(child: ChildGuard) -> Result<()> {
+    let status = match child.wait() {
+        Err(Error::Timeout) => return Err(Error::Protocol("the measurement child hung and was killed".into())),
+        other => other?,
+    };
     if !status.success() {
         return Err(Error::Protocol(format!("the measurement child failed: {status}")));
     }

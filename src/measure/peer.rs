@@ -3,12 +3,12 @@
 //! The child reads messages forever and acts on the first byte: 0 absorb, 1 echo, 2 answer
 //! with a 16-byte ack (the end of a streamed batch), 3 exit.
 
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use super::link::{Link, REPORT_LEN};
-use super::{Mechanism, Settings, Watchdog, reap, spawn};
+use super::{Mechanism, Settings, reap, spawn};
 use crate::error::{Error, Result};
+use crate::process::ChildGuard;
 
 const ABSORB: u8 = 0;
 const ECHO: u8 = 1;
@@ -31,11 +31,11 @@ const EXIT: u8 = 3;
 /// # Ok::<(), switchboard::Error>(())
 /// ```
 pub struct BenchPeer {
-    child: Option<Child>,
+    /// Killed and reaped if the peer is dropped without `finish`, or after an hour.
+    child: Option<ChildGuard>,
     link: Box<dyn Link>,
     msg: Vec<u8>,
     buf: Vec<u8>,
-    _watchdog: Watchdog,
 }
 
 impl std::fmt::Debug for BenchPeer {
@@ -57,13 +57,11 @@ impl BenchPeer {
     pub fn spawn(mechanism: Mechanism, size: usize, settings: &Settings) -> Result<Self> {
         assert!(size > 0, "messages must have at least one byte");
         let (child, link) = spawn(mechanism, "bench", size, 0, 0, settings)?;
-        let watchdog = Watchdog::new(&child, Duration::from_secs(3600));
         let mut peer = BenchPeer {
-            child: Some(child),
+            child: Some(ChildGuard::with_deadline(child, Duration::from_secs(3600))),
             link,
             msg: vec![0x77; size],
             buf: Vec::with_capacity(size),
-            _watchdog: watchdog,
         };
         peer.msg[size - 1] = 0x11;
         peer.round_trips(1)?;
@@ -113,15 +111,6 @@ impl BenchPeer {
         self.msg[0] = EXIT;
         self.link.send(&self.msg)?;
         reap(self.child.take().expect("child present until finished"))
-    }
-}
-
-impl Drop for BenchPeer {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 

@@ -98,57 +98,36 @@ pub fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }
 
-/// A child process that is killed if it outlives its deadline, and always reaped.
-pub struct ChildGuard {
-    child: Option<Child>,
-    killer: Option<mpsc::Sender<()>>,
-    timed_out: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
+/// The library's `ChildGuard` with the test habits: a deadline always, and a panic (failing
+/// the test) instead of an error when the child had to be killed at it.
+pub struct ChildGuard(switchboard::ChildGuard);
 
 impl ChildGuard {
     pub fn new(child: Child, limit: Duration) -> Self {
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let (tx, rx) = mpsc::channel::<()>();
-        let timed_out = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = timed_out.clone();
-        std::thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-                flag.store(true, std::sync::atomic::Ordering::SeqCst);
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            }
-        });
-        ChildGuard { child: Some(child), killer: Some(tx), timed_out }
+        ChildGuard(switchboard::ChildGuard::with_deadline(child, limit))
     }
 
     pub fn id(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
+        self.0.id()
     }
 
     pub fn kill(&mut self) {
-        let _ = self.child.as_mut().unwrap().kill();
+        let _ = self.0.kill();
     }
 
     /// Waits for the child; panics if the watchdog had to kill it.
-    pub fn wait(mut self) -> ExitStatus {
-        let status = self.child.take().unwrap().wait().expect("wait for child");
-        self.killer.take();
-        assert!(!self.timed_out.load(std::sync::atomic::Ordering::SeqCst), "child hung and was killed at its deadline");
-        status
+    pub fn wait(self) -> ExitStatus {
+        match self.0.wait() {
+            Ok(status) => status,
+            Err(Error::Timeout) => panic!("child hung and was killed at its deadline"),
+            Err(e) => panic!("waiting for the child: {e}"),
+        }
     }
 
     /// Waits and asserts a zero exit status.
     pub fn wait_success(self) {
         let status = self.wait();
         assert!(status.success(), "child failed: {status}");
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
