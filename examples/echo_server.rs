@@ -7,21 +7,25 @@
 //! cargo run --release --example echo_server -- client unix:@switchboard-...   # the address serve printed
 //! ```
 
+use std::collections::HashMap;
 use std::error::Error;
 use std::io::{self, Write};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use switchboard::{Address, Error as SbError, Kind, Listener, Options, Transport, connect};
+use switchboard::{Address, Error as SbError, Kind, Listener, Options, Selector, Transport, connect};
 
-/// An echo server with one thread per client, and the clients that check it.
+/// An echo server, with one thread per client or one thread for all of them, and the clients
+/// that check it.
 ///
 /// Without a command, runs the demo: a server and 16 client processes (copies of this
 /// program) that each send messages and check every echo. `serve` runs a server until
-/// killed; `client` checks a running server.
+/// killed; `client` checks a running server. `--model select` serves every client from one
+/// thread through a `Selector` (the HOWTO's non-blocking sockets multiplexed with select).
 #[derive(Parser, Debug)]
 #[command(name = "echo_server")]
 struct Args {
@@ -42,12 +46,18 @@ enum Mode {
         /// Messages each client sends and checks
         #[arg(long, default_value_t = 1000)]
         messages: usize,
+        /// thread (one per client) or select (one thread for all)
+        #[arg(long, default_value = "thread")]
+        model: Model,
     },
     /// Serve until killed, printing the address to connect to.
     Serve {
         /// tcp, unix or shm
         #[arg(long, default_value = "tcp")]
         transport: Kind,
+        /// thread (one per client) or select (one thread for all)
+        #[arg(long, default_value = "thread")]
+        model: Model,
     },
     /// Connect to a server, send messages, check the echoes.
     Client {
@@ -63,6 +73,68 @@ enum Mode {
         #[arg(long)]
         quiet: bool,
     },
+}
+
+/// How the server serves its clients.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Model {
+    /// A thread per client, blocked in `recv`.
+    Thread,
+    /// One thread for every client, waiting on all of them with a `Selector`.
+    Select,
+}
+
+/// Serves the listener's clients from this one thread: the listener and every connection in
+/// one `Selector`; each ready connection is drained with `recv_timeout(ZERO)`. Returns after
+/// `stop_after` clients have come and gone (never, for `None`).
+fn serve_selected(listener: &Listener, stop_after: Option<usize>, echoed: &AtomicU64) -> Result<(), SbError> {
+    const LISTENER: u64 = u64::MAX;
+    let mut selector = Selector::new()?;
+    selector.add(listener, LISTENER)?;
+    let mut conns: HashMap<u64, Box<dyn Transport>> = HashMap::new();
+    let (mut next, mut gone) = (0u64, 0usize);
+    let (mut ready, mut buf) = (Vec::new(), Vec::new());
+    while stop_after.is_none_or(|n| gone < n) {
+        selector.wait(&mut ready, None)?;
+        for &key in &ready {
+            if key == LISTENER {
+                while let Ok(conn) = listener.accept_timeout(Duration::ZERO) {
+                    selector.add(conn.as_ref(), next)?;
+                    conns.insert(next, conn);
+                    next += 1;
+                }
+                continue;
+            }
+            let Some(conn) = conns.get_mut(&key) else { continue };
+            loop {
+                match conn.recv_timeout(&mut buf, Duration::ZERO) {
+                    // A blocking send: fine for echoes smaller than the socket buffer, which
+                    // the client reads before it sends again.
+                    Ok(_) => match conn.send(&buf) {
+                        Ok(()) => {
+                            echoed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => {
+                            conns.remove(&key);
+                            gone += 1;
+                            break;
+                        }
+                    },
+                    Err(SbError::Timeout) => break,
+                    Err(e) => {
+                        if !matches!(e, SbError::Disconnected) {
+                            let _ = writeln!(io::stderr(), "client error: {e}");
+                        }
+                        // Dropping the connection takes it out of the selector.
+                        conns.remove(&key);
+                        gone += 1;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn bind(kind: Kind) -> Result<Listener, Box<dyn Error>> {
@@ -123,9 +195,9 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
-    match args.mode.unwrap_or(Mode::Demo { transport: Kind::Tcp, clients: 16, messages: 1000 }) {
+    match args.mode.unwrap_or(Mode::Demo { transport: Kind::Tcp, clients: 16, messages: 1000, model: Model::Thread }) {
         Mode::Client { address, messages, size, quiet } => client(&address, messages, size, quiet),
-        Mode::Serve { transport } => {
+        Mode::Serve { transport, model } => {
             // A private unix listener is an abstract socket: Ctrl-C or SIGTERM leave nothing
             // behind, so there is nothing to clean up. Out of file descriptors, or flooded
             // with connections, `incoming()` sheds and backs off instead of failing.
@@ -133,6 +205,10 @@ fn run() -> Result<(), Box<dyn Error>> {
             // Whoever started us needs this address; if they have stopped reading, stop too.
             writeln!(io::stdout().lock(), "listening on {}", listener.local_addr())?;
             let echoed = Arc::new(AtomicU64::new(0));
+            if let Model::Select = model {
+                serve_selected(&listener, None, &echoed)?;
+                return Ok(());
+            }
             for conn in listener.incoming() {
                 let conn = conn?;
                 let echoed = echoed.clone();
@@ -144,7 +220,7 @@ fn run() -> Result<(), Box<dyn Error>> {
             }
             Ok(())
         }
-        Mode::Demo { transport, clients, messages } => {
+        Mode::Demo { transport, clients, messages, model } => {
             let listener = bind(transport)?;
             let address = listener.local_addr().clone();
             writeln!(io::stdout().lock(), "listening on {address}; starting {clients} client processes")?;
@@ -157,15 +233,20 @@ fn run() -> Result<(), Box<dyn Error>> {
                 })
                 .collect::<Result<_, _>>()?;
             let echoed = Arc::new(AtomicU64::new(0));
-            let workers: Vec<_> = (0..clients)
-                .map(|_| {
-                    let conn = listener.accept()?;
-                    let echoed = echoed.clone();
-                    Ok(thread::spawn(move || serve_client(conn, &echoed)))
-                })
-                .collect::<Result<_, SbError>>()?;
-            for w in workers {
-                w.join().map_err(|_| "server thread panicked")??;
+            match model {
+                Model::Select => serve_selected(&listener, Some(clients), &echoed)?,
+                Model::Thread => {
+                    let workers: Vec<_> = (0..clients)
+                        .map(|_| {
+                            let conn = listener.accept()?;
+                            let echoed = echoed.clone();
+                            Ok(thread::spawn(move || serve_client(conn, &echoed)))
+                        })
+                        .collect::<Result<_, SbError>>()?;
+                    for w in workers {
+                        w.join().map_err(|_| "server thread panicked")??;
+                    }
+                }
             }
             for mut child in children {
                 let status = child.wait()?;

@@ -18,6 +18,7 @@ pub mod measure;
 mod pair;
 mod pipe;
 mod process;
+mod selector;
 #[allow(unsafe_code)] // shared memory and futexes: see src/shm/ and STYLE.md
 mod shm;
 mod spawn;
@@ -36,6 +37,7 @@ pub use listener::Listener;
 pub use pair::pair;
 pub use pipe::PipeTransport;
 pub use process::ChildGuard;
+pub use selector::{Pollable, Selector};
 pub use shm::{NamedShm, SealedMemfd, ShmRecvSlot, ShmSendSlot, ShmTransport};
 pub use spawn::{ENV_CONNECT, ENV_MAX_MESSAGE_SIZE, ENV_TOKEN, ENV_WAIT, connect_to_parent, spawn_child};
 pub use tcp::TcpTransport;

@@ -29,7 +29,7 @@ impl Listener {
     /// for lack of descriptors, the listening socket leaves the set until the back-off ends.
     ///
     /// # Errors
-    /// [`Error::Io`] if the descriptor (an epoll set and a timerfd, made on first use) cannot
+    /// [`Error::Io`](crate::Error::Io) if the descriptor (an epoll set and a timerfd, made on first use) cannot
     /// be made.
     ///
     /// # Examples
