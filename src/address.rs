@@ -1,5 +1,6 @@
 //! Where a listener listens and a client connects: `tcp:HOST:PORT`, `unix:PATH` or
-//! `unix:@NAME` (an abstract Unix socket, `unix(7)`), and `connect`, which dials one.
+//! `unix:@NAME` (an abstract Unix socket, `unix(7)`), `shm:`, `zmq:ENDPOINT` (feature `zmq`),
+//! and `connect`, which dials one.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -14,11 +15,14 @@ use crate::shm::ShmTransport;
 use crate::tcp::TcpTransport;
 use crate::transport::{Options, Transport};
 use crate::unix::UnixTransport;
+#[cfg(feature = "zmq")]
+use crate::zmq::{self, ZmqTransport};
 
 /// Where a [`Listener`](crate::Listener) listens: `tcp:HOST:PORT`, `unix:PATH`, or
 /// `unix:@NAME` for a Linux abstract socket (no file; what
 /// [`Listener::bind_unix_private`](crate::Listener::bind_unix_private) uses); `shm:PATH` or
-/// `shm:@NAME` for shared memory between unrelated processes, met through a Unix socket.
+/// `shm:@NAME` for shared memory between unrelated processes, met through a Unix socket;
+/// `zmq:ENDPOINT` (feature `zmq`) for a ZeroMQ PAIR peer.
 ///
 /// # Examples
 /// ```
@@ -49,6 +53,12 @@ pub enum Address {
     Shm(PathBuf),
     /// As [`Shm`](Address::Shm), met at an abstract Unix socket name. Written `shm:@NAME`.
     ShmAbstract(String),
+    /// A ZeroMQ endpoint (feature `zmq`): `zmq:tcp://127.0.0.1:5555`, `zmq:ipc:///run/app.sock`,
+    /// `zmq:ipc://@name`. [`connect`] connects a [`ZmqTransport`](crate::ZmqTransport) there;
+    /// [`ZmqTransport::bind`](crate::ZmqTransport::bind) is the other side (a PAIR socket
+    /// takes one peer, so [`Listener`](crate::Listener) refuses these addresses).
+    #[cfg(feature = "zmq")]
+    Zmq(String),
 }
 
 impl fmt::Display for Address {
@@ -59,6 +69,8 @@ impl fmt::Display for Address {
             Address::UnixAbstract(name) => write!(f, "unix:@{name}"),
             Address::Shm(path) => write!(f, "shm:{}", path.display()),
             Address::ShmAbstract(name) => write!(f, "shm:@{name}"),
+            #[cfg(feature = "zmq")]
+            Address::Zmq(endpoint) => write!(f, "zmq:{endpoint}"),
         }
     }
 }
@@ -84,16 +96,23 @@ impl FromStr for Address {
             Ok(Address::ShmAbstract(abstract_name(name)?))
         } else if let Some(path) = s.strip_prefix("shm:").filter(|p| !p.is_empty()) {
             Ok(Address::Shm(PathBuf::from(path)))
+        } else if let Some(endpoint) = s.strip_prefix("zmq:") {
+            #[cfg(feature = "zmq")]
+            return zmq::check_endpoint(endpoint).map(|()| Address::Zmq(endpoint.to_owned()));
+            #[cfg(not(feature = "zmq"))]
+            Err(Error::Config(format!("{endpoint:?}: zmq: addresses need switchboard's feature zmq")))
         } else {
             Err(Error::Config(format!("address {s:?} must start with tcp:, unix: or shm:")))
         }
     }
 }
 
-/// Connects to a switchboard [`Listener`](crate::Listener) at `addr` and performs the handshake.
+/// Connects to a switchboard [`Listener`](crate::Listener) at `addr` and performs the handshake
+/// (or, at a `zmq:` address, to a ZeroMQ PAIR peer: see
+/// [`ZmqTransport::connect`](crate::ZmqTransport::connect)).
 ///
 /// # Errors
-/// As [`TcpTransport::connect`] and [`UnixTransport::connect`].
+/// As [`TcpTransport::connect`], [`UnixTransport::connect`] and `ZmqTransport::connect`.
 ///
 /// # Examples
 /// ```
@@ -126,6 +145,8 @@ impl Address {
         let result = match self {
             Address::Unix(path) | Address::Shm(path) => UnixSocketAddr::from_pathname(path),
             Address::UnixAbstract(name) | Address::ShmAbstract(name) => UnixSocketAddr::from_abstract_name(name),
+            #[cfg(feature = "zmq")]
+            Address::Zmq(_) => return Err(Error::Config(format!("{self} is not a unix socket address"))),
             Address::Tcp(_) => return Err(Error::Config(format!("{self} is not a unix socket address"))),
         };
         result.map_err(|e| Error::about(e, self))
@@ -143,6 +164,14 @@ pub(crate) fn connect_with(addr: &Address, options: &Options, token: Option<&Tok
             let unix = UnixTransport::connect_with(&addr.unix_socket_addr()?, addr, options, token)?;
             let ([memfd, e0, e1], socket) = unix.take_segment(options.handshake_timeout)?;
             Box::new(ShmTransport::from_socket_peer(memfd, [e0, e1], options, socket)?)
+        }
+        #[cfg(feature = "zmq")]
+        Address::Zmq(endpoint) => {
+            let mut transport = ZmqTransport::connect(endpoint, options)?;
+            if let Some(token) = token {
+                transport.send_hello(token)?;
+            }
+            Box::new(transport)
         }
     })
 }

@@ -338,8 +338,13 @@ pub(crate) fn expect_hello<S: Stream>(
         }
         Err(e) => return Err(e),
     }
-    match parse_hello(&hello) {
-        Ok(Hello { token: Some(t), .. }) if token.ct_eq(&t) => Ok(true),
+    check_child_hello(&hello, token).map(|()| true)
+}
+
+/// Checks a spawned child's hello payload: this protocol version and the parent's `token`.
+pub(crate) fn check_child_hello(hello: &[u8], token: &Token) -> Result<()> {
+    match parse_hello(hello) {
+        Ok(Hello { token: Some(t), .. }) if token.ct_eq(&t) => Ok(()),
         Ok(_) => Err(Error::Handshake("the child presented a wrong token".into())),
         Err(Status::BadVersion) => Err(Error::Handshake("the child speaks another protocol version".into())),
         Err(_) => Err(Error::Handshake("the child's hello is not a switchboard hello".into())),

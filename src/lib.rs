@@ -28,6 +28,8 @@ mod transport;
 #[cfg(feature = "serde")]
 mod typed;
 mod unix;
+#[cfg(feature = "zmq")]
+mod zmq;
 
 pub use address::{Address, connect};
 pub use error::{Error, Result};
@@ -48,3 +50,6 @@ pub use transport::{
 #[cfg(feature = "serde")]
 pub use typed::Typed;
 pub use unix::{PeerCredentials, UnixTransport};
+// `self::`: a bare `zmq` would also name the `zmq` crate.
+#[cfg(feature = "zmq")]
+pub use self::zmq::ZmqTransport;

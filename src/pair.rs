@@ -8,11 +8,14 @@ use crate::shm::ShmTransport;
 use crate::tcp::TcpTransport;
 use crate::transport::{Kind, Options, Transport};
 use crate::unix::UnixTransport;
+#[cfg(feature = "zmq")]
+use crate::zmq::ZmqTransport;
 
 /// Two connected endpoints of the `kind` transport in this process.
 ///
 /// tcp goes through a real listener on 127.0.0.1 (with the handshake), unix through
-/// `socketpair(2)`, pipe through two pipes, shm through one anonymous shared mapping.
+/// `socketpair(2)`, pipe through two pipes, shm through one anonymous shared mapping, zmq
+/// (feature `zmq`) through two ZeroMQ PAIR sockets on an abstract Unix socket.
 ///
 /// # Errors
 /// [`Error::Io`](crate::Error::Io) if the sockets, pipes, mapping or (for tcp) the connecting
@@ -55,5 +58,7 @@ pub fn pair(kind: Kind, options: &Options) -> Result<(Box<dyn Transport>, Box<dy
         Kind::Unix => boxed(UnixTransport::pair(options)?),
         Kind::Pipe => boxed(PipeTransport::pair(options)?),
         Kind::Shm => boxed(ShmTransport::pair(options)?),
+        #[cfg(feature = "zmq")]
+        Kind::Zmq => boxed(ZmqTransport::pair(options)?),
     })
 }

@@ -32,6 +32,8 @@ use crate::pipe::PipeTransport;
 use crate::process::ChildGuard;
 use crate::shm::ShmTransport;
 use crate::transport::{Kind, MAX_MESSAGE_SIZE_LIMIT, Options, Transport};
+#[cfg(feature = "zmq")]
+use crate::zmq::ZmqTransport;
 
 /// Names the transport and where to find it, for the child.
 pub const ENV_CONNECT: &str = "SWITCHBOARD_CONNECT";
@@ -112,7 +114,11 @@ impl Options {
     /// address (127.0.0.1 port 0, or an abstract Unix socket) and accepts only the client
     /// that presents the token; impostors are refused and it keeps waiting, up to the
     /// handshake timeout. For pipe the child's first frame is a hello with the token; for shm
-    /// the child marks the segment attached. On every transport this returns only once the
+    /// the child marks the segment attached. For zmq (feature `zmq`) the parent binds a PAIR
+    /// socket on a fresh abstract Unix socket (`ipc://@switchboard-PID-N-RANDOM`) and the
+    /// child's first message is the hello with the token; a PAIR socket takes one peer, so a
+    /// process that connects first with a wrong token makes this fail (it cannot take the
+    /// child's place). On every transport this returns only once the
     /// child has connected, and at once (with an error) if the child exits before that.
     ///
     /// # Errors
@@ -161,7 +167,22 @@ impl Options {
                 self.await_child(&mut child, |slice| transport.await_attached(pid, slice))?;
                 Ok((child.into_inner(), Box::new(transport)))
             }
+            #[cfg(feature = "zmq")]
+            Kind::Zmq => self.spawn_zmq(ZmqTransport::bind_private(self)?, token, command),
         }
+    }
+
+    #[cfg(feature = "zmq")]
+    fn spawn_zmq(
+        &self,
+        mut transport: ZmqTransport,
+        token: Token,
+        command: &mut Command,
+    ) -> Result<(Child, Box<dyn Transport>)> {
+        command.env(ENV_CONNECT, Address::Zmq(transport.endpoint().to_owned()).to_string());
+        let mut child = spawn_guarded(command)?;
+        self.await_child(&mut child, |slice| transport.expect_hello(&token, slice))?;
+        Ok((child.into_inner(), Box::new(transport)))
     }
 
     fn spawn_listening(

@@ -226,10 +226,16 @@ pub enum Kind {
     Pipe,
     /// Two single-producer/single-consumer byte rings in shared memory.
     Shm,
+    /// A ZeroMQ `PAIR` socket (feature `zmq`): talks to any ZeroMQ PAIR peer, over `tcp://`
+    /// to other hosts or `ipc://` on this one. Not in [`Kind::ALL`]: it exists only with the
+    /// feature, and a feature must not change `ALL`'s type.
+    #[cfg(feature = "zmq")]
+    Zmq,
 }
 
 impl Kind {
-    /// Every transport, in the order the README and reports list them.
+    /// Every transport of every build, in the order the README and reports list them (not
+    /// `Zmq`, which only the feature `zmq` has).
     pub const ALL: [Kind; 4] = [Kind::Tcp, Kind::Unix, Kind::Pipe, Kind::Shm];
 
     /// The name used by `Display`, `FromStr`, command-line options and the environment.
@@ -239,6 +245,8 @@ impl Kind {
             Kind::Unix => "unix",
             Kind::Pipe => "pipe",
             Kind::Shm => "shm",
+            #[cfg(feature = "zmq")]
+            Kind::Zmq => "zmq",
         }
     }
 }
@@ -253,10 +261,14 @@ impl FromStr for Kind {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| Error::Config(format!("unknown transport {s:?}: expected tcp, unix, pipe or shm")))
+        #[cfg(feature = "zmq")]
+        if s == Kind::Zmq.name() {
+            return Ok(Kind::Zmq);
+        }
+        Kind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
+            let names = if cfg!(feature = "zmq") { "tcp, unix, pipe, shm or zmq" } else { "tcp, unix, pipe or shm" };
+            Error::Config(format!("unknown transport {s:?}: expected {names}"))
+        })
     }
 }
 

@@ -151,3 +151,8 @@ suite! {
     shm_block: Kind::Shm, common::options().wait_strategy(WaitStrategy::Block).ring_capacity(1 << 20);
     shm_adaptive: Kind::Shm, common::options().wait_strategy(WaitStrategy::Adaptive).ring_capacity(1 << 20);
 }
+
+#[cfg(feature = "zmq")]
+suite! {
+    zmq: Kind::Zmq, common::options();
+}

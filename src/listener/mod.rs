@@ -170,13 +170,18 @@ impl Listener {
     ///
     /// # Errors
     /// [`Error::Io`] naming the address if it is taken (`AddrInUse`) or not allowed;
-    /// [`Error::Config`] for invalid options.
+    /// [`Error::Config`] for invalid options, and for a `zmq:` address (a ZeroMQ PAIR socket
+    /// takes one peer: bind one with `ZmqTransport::bind`).
     pub fn bind(addr: &Address, options: &Options) -> Result<Self> {
         options.check()?;
         match addr {
             Address::Tcp(sock) => Self::from_tcp(TcpListener::bind(sock).map_err(|e| Error::about(e, addr))?, options),
             Address::Unix(path) | Address::Shm(path) => Self::bind_unix_path(path, addr, options),
             Address::UnixAbstract(_) | Address::ShmAbstract(_) => Self::bind_abstract(addr, options),
+            #[cfg(feature = "zmq")]
+            Address::Zmq(_) => Err(Error::Config(format!(
+                "{addr}: a ZeroMQ PAIR socket takes one peer, so it has no listener: use ZmqTransport::bind"
+            ))),
         }
     }
 
