@@ -29,8 +29,9 @@ use switchboard::measure::{self, Mechanism, Report, Settings, human_size};
 #[derive(Parser, Debug)]
 #[command(name = "compare", version)]
 struct Args {
-    /// Comma-separated transports: tcp, unix, pipe, shm, shm-spin, shm-block, shm-adaptive
-    /// (each is measured beside its raw baseline) [default: all]
+    /// Comma-separated transports: tcp, unix, pipe, shm, shm-spin, shm-block, shm-adaptive,
+    /// and with the feature zmq zmq-ipc, zmq-tcp (each is measured beside its raw baseline;
+    /// zmq's are the sockets under it, raw-unix and raw-tcp) [default: all]
     #[arg(long, value_delimiter = ',', value_parser = parse_transport)]
     transports: Vec<Mechanism>,
 

@@ -172,6 +172,17 @@ impl Options {
         }
     }
 
+    /// [`spawn_child`](Options::spawn_child) over zmq with the parent bound at `endpoint`
+    /// (`tcp://127.0.0.1:*`, say) instead of a private abstract socket.
+    #[cfg(all(feature = "zmq", feature = "measure"))]
+    pub(crate) fn spawn_child_zmq(&self, endpoint: &str, command: &mut Command) -> Result<(Child, Box<dyn Transport>)> {
+        self.check()?;
+        command.env(ENV_MAX_MESSAGE_SIZE, self.max_message_size.to_string());
+        let token = Token::random()?;
+        command.env(ENV_TOKEN, token.to_hex());
+        self.spawn_zmq(ZmqTransport::bind(endpoint, self)?, token, command)
+    }
+
     #[cfg(feature = "zmq")]
     fn spawn_zmq(
         &self,

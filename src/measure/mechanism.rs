@@ -26,7 +26,8 @@ use crate::transport::{Kind, WaitStrategy};
 /// assert_eq!(Mechanism::transport(Kind::Shm).to_string(), "shm-adaptive");
 ///
 /// let names: Vec<String> = Mechanism::all_transports().iter().map(|m| m.to_string()).collect();
-/// assert_eq!(names, ["tcp", "unix", "pipe", "shm-spin", "shm-block", "shm-adaptive"]);
+/// assert_eq!(names[..6], ["tcp", "unix", "pipe", "shm-spin", "shm-block", "shm-adaptive"]);
+/// // With the feature zmq, then "zmq-ipc" and "zmq-tcp".
 /// # Ok::<(), switchboard::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,6 +42,14 @@ pub enum Mechanism {
     /// The same exchange over plain syscalls: pipes, a socketpair, TCP with `TCP_NODELAY`,
     /// or shared memory spinning on an atomic.
     Raw(Kind),
+    /// A ZeroMQ PAIR endpoint (feature `zmq`) over `ipc://` (an abstract Unix socket) or
+    /// `tcp://127.0.0.1`: `zmq-ipc`, `zmq-tcp`. ZeroMQ has no raw baseline of its own; its
+    /// [`raw`](Mechanism::raw) is the socket under it, raw-unix or raw-tcp.
+    #[cfg(feature = "zmq")]
+    Zmq {
+        /// Over `tcp://` rather than `ipc://`.
+        tcp: bool,
+    },
 }
 
 impl Mechanism {
@@ -55,6 +64,10 @@ impl Mechanism {
     /// assert_eq!(shm, Mechanism::Transport { kind: Kind::Shm, wait: WaitStrategy::Adaptive });
     /// ```
     pub fn transport(kind: Kind) -> Self {
+        #[cfg(feature = "zmq")]
+        if kind == Kind::Zmq {
+            return Mechanism::Zmq { tcp: false };
+        }
         Mechanism::Transport { kind, wait: WaitStrategy::default() }
     }
 
@@ -72,7 +85,9 @@ impl Mechanism {
     ///         mechanisms.push(m.raw());
     ///     }
     /// }
-    /// assert_eq!(mechanisms.len(), 10); // 6 transports, 4 raw baselines
+    /// // 6 transports and 4 raw baselines; with the feature zmq, zmq-ipc and zmq-tcp too, whose
+    /// // baselines (raw-unix, raw-tcp) are there already.
+    /// assert_eq!(mechanisms.len(), if cfg!(feature = "zmq") { 12 } else { 10 });
     /// ```
     pub fn all_transports() -> Vec<Mechanism> {
         let mut out = Vec::new();
@@ -83,6 +98,8 @@ impl Mechanism {
                 out.push(Mechanism::transport(kind));
             }
         }
+        #[cfg(feature = "zmq")]
+        out.extend([Mechanism::Zmq { tcp: false }, Mechanism::Zmq { tcp: true }]);
         out
     }
 
@@ -120,7 +137,11 @@ impl Mechanism {
     /// # Ok::<(), switchboard::Error>(())
     /// ```
     pub fn raw(self) -> Mechanism {
-        Mechanism::Raw(self.kind())
+        match self {
+            #[cfg(feature = "zmq")]
+            Mechanism::Zmq { tcp } => Mechanism::Raw(if tcp { Kind::Tcp } else { Kind::Unix }),
+            _ => Mechanism::Raw(self.kind()),
+        }
     }
 
     /// The underlying kind.
@@ -136,6 +157,8 @@ impl Mechanism {
     pub fn kind(self) -> Kind {
         match self {
             Mechanism::Transport { kind, .. } | Mechanism::Raw(kind) => kind,
+            #[cfg(feature = "zmq")]
+            Mechanism::Zmq { .. } => Kind::Zmq,
         }
     }
 
@@ -161,6 +184,8 @@ impl fmt::Display for Mechanism {
             Mechanism::Transport { kind: Kind::Shm, wait } => format!("shm-{wait}"),
             Mechanism::Transport { kind, .. } => kind.to_string(),
             Mechanism::Raw(kind) => format!("raw-{kind}"),
+            #[cfg(feature = "zmq")]
+            Mechanism::Zmq { tcp } => format!("zmq-{}", if *tcp { "tcp" } else { "ipc" }),
         };
         f.pad(&s)
     }
@@ -175,6 +200,12 @@ impl FromStr for Mechanism {
         }
         if let Some(wait) = s.strip_prefix("shm-") {
             return Ok(Mechanism::Transport { kind: Kind::Shm, wait: wait.parse()? });
+        }
+        #[cfg(feature = "zmq")]
+        match s {
+            "zmq-ipc" => return Ok(Mechanism::Zmq { tcp: false }),
+            "zmq-tcp" => return Ok(Mechanism::Zmq { tcp: true }),
+            _ => {}
         }
         Ok(Mechanism::transport(s.parse()?))
     }

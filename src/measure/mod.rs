@@ -396,18 +396,26 @@ fn spawn(
     if let Some((_, core)) = settings.pin {
         command.env(ENV_MEASURE_PIN, core.to_string());
     }
-    match mechanism {
-        Mechanism::Raw(kind) => raw::spawn(kind, size, &mut command),
-        Mechanism::Transport { kind, wait } => {
-            let options = Options::new()
-                .wait_strategy(wait)
-                .ring_capacity(settings.ring_capacity)
-                .max_message_size(size.max(link::REPORT_LEN))
-                .handshake_timeout(Duration::from_secs(30));
-            let (child, transport) = options.spawn_child(kind, &mut command)?;
-            Ok((child, Box::new(transport) as Box<dyn Link>))
+    let options = |wait| {
+        Options::new()
+            .wait_strategy(wait)
+            .ring_capacity(settings.ring_capacity)
+            .max_message_size(size.max(link::REPORT_LEN))
+            .handshake_timeout(Duration::from_secs(30))
+    };
+    let (child, transport) = match mechanism {
+        Mechanism::Raw(kind) => return raw::spawn(kind, size, &mut command),
+        Mechanism::Transport { kind, wait } => options(wait).spawn_child(kind, &mut command)?,
+        #[cfg(feature = "zmq")]
+        Mechanism::Zmq { tcp: false } => {
+            options(Default::default()).spawn_child(crate::transport::Kind::Zmq, &mut command)?
         }
-    }
+        #[cfg(feature = "zmq")]
+        Mechanism::Zmq { tcp: true } => {
+            options(Default::default()).spawn_child_zmq("tcp://127.0.0.1:*", &mut command)?
+        }
+    };
+    Ok((child, Box::new(transport) as Box<dyn Link>))
 }
 
 /// A measurement that takes longer than this is declared hung.
@@ -471,6 +479,8 @@ fn serve(spec: &str) -> Result<()> {
     let mut link: Box<dyn Link> = match mechanism {
         Mechanism::Raw(kind) => raw::child_link(kind, size)?,
         Mechanism::Transport { .. } => Box::new(crate::spawn::connect_to_parent()?),
+        #[cfg(feature = "zmq")]
+        Mechanism::Zmq { .. } => Box::new(crate::spawn::connect_to_parent()?),
     };
     match mode {
         "latency" => link::echo(link.as_mut(), size, warmup),

@@ -89,7 +89,15 @@ pub(crate) fn spawn(kind: Kind, size: usize, command: &mut Command) -> Result<(C
             let child = command.stdin(Stdio::from(fd)).spawn()?;
             Ok((child, Box::new(map.side(0))))
         }
+        #[cfg(feature = "zmq")]
+        Kind::Zmq => Err(no_raw_zmq()),
     }
+}
+
+/// ZeroMQ is measured against the sockets under it (raw-unix for ipc, raw-tcp for tcp).
+#[cfg(feature = "zmq")]
+fn no_raw_zmq() -> Error {
+    Error::Config("zmq has no raw baseline of its own: compare zmq-ipc with raw-unix, zmq-tcp with raw-tcp".into())
 }
 
 /// The child's link for `kind`, from what [`spawn`] left it.
@@ -114,6 +122,8 @@ pub(crate) fn child_link(kind: Kind, size: usize) -> Result<Box<dyn Link>> {
             Box::new(RawStream { read: s, write })
         }
         Kind::Shm => Box::new(RawShm::attach(stdin()?, size)?.side(1)),
+        #[cfg(feature = "zmq")]
+        Kind::Zmq => return Err(no_raw_zmq()),
     })
 }
 

@@ -79,8 +79,14 @@ impl Report {
         }
     }
 
+    /// The raw baseline measured beside `m`: its mechanism's [`raw`](super::Mechanism::raw)
+    /// (zmq-ipc's is raw-unix), or for a name this build does not know, the raw one of the
+    /// same kind.
     fn raw_for(&self, m: &Measurement) -> Option<&Measurement> {
-        self.measurements.iter().find(|r| r.raw && r.kind == m.kind && r.size == m.size)
+        let raw = m.mechanism.parse::<super::Mechanism>().ok().map(|x| x.raw().to_string());
+        self.measurements
+            .iter()
+            .find(|r| r.raw && r.size == m.size && raw.as_ref().map_or(r.kind == m.kind, |name| r.mechanism == *name))
     }
 
     fn sizes(&self) -> BTreeSet<usize> {
