@@ -39,8 +39,8 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub struct ChildGuard {
     child: Option<Child>,
-    /// Dropping the sender stops the watchdog.
-    watchdog: Option<mpsc::Sender<()>>,
+    /// Dropping the sender stops the watchdog; joining it makes sure its pidfd is closed.
+    watchdog: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
     timed_out: Arc<AtomicBool>,
 }
 
@@ -66,8 +66,8 @@ impl ChildGuard {
                 pidfd_kill(&pidfd);
             }
         });
-        if spawned.is_ok() {
-            guard.watchdog = Some(tx);
+        if let Ok(handle) = spawned {
+            guard.watchdog = Some((tx, handle));
         }
         guard
     }
@@ -102,7 +102,7 @@ impl ChildGuard {
     pub fn wait(mut self) -> Result<ExitStatus> {
         let mut child = self.child.take().unwrap_or_else(|| unreachable!("present until consumed"));
         let status = child.wait()?;
-        self.watchdog.take();
+        self.stop_watchdog();
         if self.timed_out() {
             return Err(Error::Timeout);
         }
@@ -111,8 +111,17 @@ impl ChildGuard {
 
     /// Gives the child back, unguarded: no kill on drop, no watchdog.
     pub fn into_inner(mut self) -> Child {
-        self.watchdog.take();
+        self.stop_watchdog();
         self.child.take().unwrap_or_else(|| unreachable!("present until consumed"))
+    }
+
+    /// Stops the watchdog and waits for its thread (it wakes at once), so that its pidfd is
+    /// closed when this returns.
+    fn stop_watchdog(&mut self) {
+        if let Some((tx, handle)) = self.watchdog.take() {
+            drop(tx);
+            let _ = handle.join();
+        }
     }
 }
 
@@ -122,6 +131,7 @@ impl Drop for ChildGuard {
             let _ = child.kill();
             let _ = child.wait();
         }
+        self.stop_watchdog();
     }
 }
 

@@ -53,6 +53,9 @@ pub(crate) struct FdStream {
     cmsg: Option<Vec<u8>>,
     /// The readiness descriptor, made the first time someone asks for it.
     ready: OnceLock<ReadyFd>,
+    /// An accepted message waits to be written: the readiness descriptor also watches for
+    /// room to write.
+    write_interest: AtomicBool,
 }
 
 impl FdStream {
@@ -61,7 +64,13 @@ impl FdStream {
     pub(crate) fn socket(fd: OwnedFd) -> io::Result<Self> {
         set_nonblocking(fd.as_fd(), false)?;
         setsockopt(&fd, sockopt::SendTimeout, &TimeVal::new(0, SOCKET_SEND_SLICE.as_micros() as _))?;
-        Ok(FdStream { read: fd, write: None, cmsg: None, ready: OnceLock::new() })
+        Ok(FdStream {
+            read: fd,
+            write: None,
+            cmsg: None,
+            ready: OnceLock::new(),
+            write_interest: AtomicBool::new(false),
+        })
     }
 
     /// Wraps a connected Unix stream socket, which can also carry file descriptors.
@@ -80,7 +89,13 @@ impl FdStream {
         let _ = fcntl(&write, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32));
         set_nonblocking(read.as_fd(), false)?;
         set_nonblocking(write.as_fd(), true)?;
-        Ok(FdStream { read, write: Some(write), cmsg: None, ready: OnceLock::new() })
+        Ok(FdStream {
+            read,
+            write: Some(write),
+            cmsg: None,
+            ready: OnceLock::new(),
+            write_interest: AtomicBool::new(false),
+        })
     }
 
     /// The socket (or the read end), for a stream whose framing is done.
@@ -108,6 +123,25 @@ impl Stream for FdStream {
             // SOCKET_SEND_SLICE, then reports EAGAIN (or a partial write).
             None => Ok(sendmsg::<()>(self.read.as_raw_fd(), bufs, &[], MsgFlags::MSG_NOSIGNAL, None)?),
             Some(write) => Ok(nix::sys::uio::writev(write, bufs)?),
+        }
+    }
+
+    fn try_write_now(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match &self.write {
+            None => {
+                let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
+                Ok(sendmsg::<()>(self.read.as_raw_fd(), bufs, &[], flags, None)?)
+            }
+            // The pipe's write end is non-blocking already.
+            Some(write) => Ok(nix::sys::uio::writev(write, bufs)?),
+        }
+    }
+
+    fn set_write_interest(&self, on: bool) {
+        if self.write_interest.swap(on, Ordering::Relaxed) != on
+            && let Some(r) = self.ready.get()
+        {
+            r.watch_write(self.read.as_fd(), self.write_fd(), on);
         }
     }
 
@@ -163,6 +197,9 @@ impl Stream for FdStream {
             return Ok(ready.as_fd());
         }
         let made = ReadyFd::new(self.read.as_fd(), buffered)?;
+        if self.write_interest.load(Ordering::Relaxed) {
+            made.watch_write(self.read.as_fd(), self.write_fd(), true);
+        }
         // Only `&mut` methods change what is buffered, so no one raced us; if two threads
         // made one at once through `&self`, either is right.
         Ok(self.ready.get_or_init(|| made).as_fd())
@@ -282,5 +319,23 @@ impl ReadyFd {
 
     pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
         self.epoll.0.as_fd()
+    }
+
+    /// Also polls readable when `write` (the socket itself, or a pipe's write end) has room,
+    /// or stops doing so.
+    pub(crate) fn watch_write(&self, read: BorrowedFd<'_>, write: BorrowedFd<'_>, on: bool) {
+        // Failures here cost at most a missed "room to write" wake-up, which the next send
+        // or flush, with its own deadline, makes up for.
+        if read.as_raw_fd() == write.as_raw_fd() {
+            let mut events = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
+            if on {
+                events |= EpollFlags::EPOLLOUT;
+            }
+            let _ = self.epoll.modify(read, &mut EpollEvent::new(events, 0));
+        } else if on {
+            let _ = self.epoll.add(write, EpollEvent::new(EpollFlags::EPOLLOUT, 2));
+        } else {
+            let _ = self.epoll.delete(write);
+        }
     }
 }

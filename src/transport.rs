@@ -60,6 +60,73 @@ pub trait Transport: Send + Any {
     /// the connection stays usable), [`Error::Disconnected`] if the peer is gone.
     fn send(&mut self, msg: &[u8]) -> Result<()>;
 
+    /// Like [`send`](Transport::send), but gives up after `timeout` if the transport cannot
+    /// take the message: one thread serving many peers never waits long on a slow one.
+    /// `Duration::ZERO` tries once.
+    ///
+    /// A message is never left half-written for the peer. Either nothing of it was sent
+    /// (`Timeout`), or it is accepted (`Ok`): written whole, or, if the peer stopped reading in
+    /// its middle, partly written with the rest kept by this endpoint (at most one message),
+    /// which the next send, or [`flush_timeout`](Transport::flush_timeout), writes before
+    /// anything else; [`pending_send`](Transport::pending_send) says how many bytes wait, and
+    /// the readiness descriptor polls readable when there is room for them. Dropping the
+    /// endpoint with bytes pending cuts that message short: the peer gets
+    /// [`Error::Truncated`].
+    ///
+    /// The default, for transports outside this crate, is [`send`](Transport::send), which
+    /// may wait without limit.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if no byte of the message could be written in time (or an earlier
+    /// message's rest could not be flushed first): nothing was sent and the connection is
+    /// usable. Otherwise as [`send`](Transport::send).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use switchboard::{Error, Kind, Options, Transport, pair};
+    ///
+    /// let (mut a, mut b) = pair(Kind::Shm, &Options::new().ring_capacity(1 << 16))?;
+    /// // Nobody reads b: sooner or later the ring is full and a send times out at once.
+    /// let msg = [7u8; 1000];
+    /// let mut sent = 0;
+    /// loop {
+    ///     match a.send_timeout(&msg, Duration::ZERO) {
+    ///         Ok(()) => sent += 1,
+    ///         Err(Error::Timeout) => break,
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// assert_eq!(a.pending_send(), 0, "whole records: nothing half-sent");
+    /// let mut buf = Vec::new();
+    /// for _ in 0..sent {
+    ///     b.recv(&mut buf)?;
+    /// }
+    /// a.send_timeout(&msg, Duration::from_secs(5))?; // room again
+    /// # Ok::<(), switchboard::Error>(())
+    /// ```
+    fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        let _ = timeout;
+        self.send(msg)
+    }
+
+    /// Writes what an earlier [`send_timeout`](Transport::send_timeout) accepted but could not
+    /// write yet, waiting at most `timeout`. Nothing pending: returns at once.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if bytes are still pending at the deadline; [`Error::Disconnected`]
+    /// if the peer is gone.
+    fn flush_timeout(&mut self, timeout: Duration) -> Result<()> {
+        let _ = timeout;
+        Ok(())
+    }
+
+    /// How many bytes of an accepted message this endpoint still has to write (see
+    /// [`send_timeout`](Transport::send_timeout)).
+    fn pending_send(&self) -> usize {
+        0
+    }
+
     /// Clears `buf`, receives the next whole message into it and returns its length.
     ///
     /// Blocks until a message arrives or the connection fails.
@@ -200,6 +267,15 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
         (**self).ready_fd()
+    }
+    fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        (**self).send_timeout(msg, timeout)
+    }
+    fn flush_timeout(&mut self, timeout: Duration) -> Result<()> {
+        (**self).flush_timeout(timeout)
+    }
+    fn pending_send(&self) -> usize {
+        (**self).pending_send()
     }
 }
 

@@ -44,6 +44,16 @@ pub(crate) trait Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes what fits now; `ErrorKind::WouldBlock` when nothing fits.
     fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// Like [`try_write_vectored`](Stream::try_write_vectored), but never waits at all (a
+    /// socket's write may otherwise block for a short slice).
+    fn try_write_now(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.try_write_vectored(bufs)
+    }
+    /// Tells the stream whether an accepted message still has bytes to write, so that its
+    /// readiness descriptor, if it has one, also polls readable when the stream can take them.
+    fn set_write_interest(&self, on: bool) {
+        let _ = on;
+    }
     /// Reads like [`read`](Stream::read), appending the descriptors that came with the bytes
     /// to `fds` (a stream that cannot carry descriptors never adds any).
     fn read_fds(&mut self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
@@ -113,6 +123,9 @@ pub(crate) struct Framed<S> {
     /// Bytes read from the stream since the start: the stream offset of `rbuf[end]` (or of
     /// the large body's fill point).
     rpos: u64,
+    /// The unwritten tail of a message that `send_until` accepted: `outbox[outbox_at..]`.
+    outbox: Vec<u8>,
+    outbox_at: usize,
     /// Descriptors received and not yet delivered with their frame, oldest first.
     fds: VecDeque<FdBatch>,
     /// How many descriptors `fds` holds.
@@ -156,6 +169,8 @@ impl<S: Stream> Framed<S> {
             broken: false,
             send_broken: false,
             rpos: 0,
+            outbox: Vec::new(),
+            outbox_at: 0,
             fds: VecDeque::new(),
             queued_fds: 0,
             incoming: Vec::new(),
@@ -223,6 +238,8 @@ impl<S: Stream> Framed<S> {
         if self.broken || self.send_broken {
             return Err(Error::Disconnected);
         }
+        // A message accepted earlier goes out whole first.
+        self.flush_until(None)?;
         let total = header.len() + msg.len();
         let mut done = 0;
         while done < total {
@@ -236,7 +253,9 @@ impl<S: Stream> Framed<S> {
             match result {
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_writable()?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait_writable(None)?;
+                }
                 Err(e) => {
                     // The peer cannot read (and half a frame may be out): no more sends.
                     self.send_broken = true;
@@ -249,15 +268,20 @@ impl<S: Stream> Framed<S> {
 
     /// Waits for room to write, reading incoming data meanwhile (up to a bound) so that a peer
     /// blocked in its own `send` can finish and start reading.
-    fn wait_writable(&mut self) -> Result<()> {
+    ///
+    /// Returns `false` if `deadline` passed first.
+    fn wait_writable(&mut self, deadline: Option<Instant>) -> Result<bool> {
         loop {
             let absorb = !self.read_eof && self.absorb_room();
-            let ready = self.io.wait(absorb, true, None)?;
+            let ready = self.io.wait(absorb, true, deadline)?;
             if ready.readable {
                 self.absorb()?;
             }
             if ready.writable {
-                return Ok(());
+                return Ok(true);
+            }
+            if crate::deadline::passed(deadline) {
+                return Ok(false);
             }
         }
     }
@@ -578,6 +602,19 @@ macro_rules! impl_transport {
             fn ready_fd(&self) -> $crate::error::Result<std::os::fd::BorrowedFd<'_>> {
                 Ok(self.framed.ready_fd()?)
             }
+            fn send_timeout(&mut self, msg: &[u8], timeout: std::time::Duration) -> $crate::error::Result<()> {
+                self.framed.send_until(msg, $crate::deadline::after(timeout))
+            }
+            fn flush_timeout(&mut self, timeout: std::time::Duration) -> $crate::error::Result<()> {
+                if self.framed.flush_until($crate::deadline::after(timeout))? {
+                    Ok(())
+                } else {
+                    Err($crate::error::Error::Timeout)
+                }
+            }
+            fn pending_send(&self) -> usize {
+                self.framed.pending_send()
+            }
         }
 
         impl std::os::fd::AsFd for $ty {
@@ -593,5 +630,6 @@ macro_rules! impl_transport {
 }
 pub(crate) use impl_transport;
 
+mod bounded;
 #[cfg(test)]
 mod tests;

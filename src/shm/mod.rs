@@ -8,6 +8,7 @@
 //! every other transport. See `ring.rs` for the record format and `wait.rs` for waiting and
 //! peer-death detection.
 
+mod bounded;
 mod child;
 mod layout;
 mod named;
@@ -98,6 +99,8 @@ pub struct ShmTransport {
     broken: bool,
     /// A fragmented send failed halfway: no more sends (receiving goes on).
     send_broken: bool,
+    /// The fragments of an accepted message still to be written (see `bounded.rs`).
+    outbox: Option<bounded::Outbox>,
     /// This endpoint's eventfd and its peer's (none for named segments); see `ready.rs`.
     doorbells: Option<Doorbells>,
     /// The readiness descriptor (an epoll set), and whether anyone asked for it: only then
@@ -213,6 +216,7 @@ impl ShmTransport {
             send_broken: false,
             ready,
             ready_used: AtomicBool::new(false),
+            outbox: None,
             doorbells,
             region,
         })
@@ -221,14 +225,6 @@ impl ShmTransport {
     /// The wait strategy in use.
     pub fn wait_strategy(&self) -> WaitStrategy {
         self.strategy
-    }
-
-    fn send_record(&mut self, tag: Tag, bytes: &[u8], total: u64) -> Result<()> {
-        let Got::Space(res) = self.wait(Want::Space(bytes.len()), None)? else { unreachable!("space wait") };
-        self.producer.write(&res, bytes);
-        self.producer.commit(res, tag, total);
-        self.ring_peer();
-        Ok(())
     }
 
     /// The next message, waiting until `deadline`: from the inbox, whole in the ring (not yet
@@ -447,9 +443,7 @@ impl ShmTransport {
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
                 // Someone polls this endpoint: arm its eventfd, and look once more.
-                if let Want::Data = want
-                    && self.arm_readiness()?
-                {
+                if self.arm_readiness(want)? {
                     if !self.peer.alive() {
                         return self.last_look(want);
                     }
@@ -489,31 +483,19 @@ fn header(region: &Region) -> &Header {
 
 impl Transport for ShmTransport {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
-        if msg.len() > self.max {
-            return Err(Error::MessageTooLarge { len: msg.len(), max: self.max });
-        }
-        if self.broken || self.send_broken {
-            return Err(Error::Disconnected);
-        }
-        let total = msg.len() as u64;
-        let chunk = self.producer.max_record();
-        if msg.len() <= chunk {
-            return self.send_record(Tag::Whole, msg, total);
-        }
-        let mut chunks = msg.chunks(chunk).peekable();
-        let mut tag = Tag::First;
-        while let Some(part) = chunks.next() {
-            if chunks.peek().is_none() {
-                tag = Tag::Last;
-            }
-            if let Err(e) = self.send_record(tag, part, total) {
-                // Part of the message is out: the peer could never make sense of more.
-                self.send_broken = true;
-                return Err(e);
-            }
-            tag = Tag::Middle;
-        }
-        Ok(())
+        self.send_until(msg, None)
+    }
+
+    fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        self.send_until(msg, deadline::after(timeout))
+    }
+
+    fn flush_timeout(&mut self, timeout: Duration) -> Result<()> {
+        if self.flush_until(deadline::after(timeout))? { Ok(()) } else { Err(Error::Timeout) }
+    }
+
+    fn pending_send(&self) -> usize {
+        self.pending_bytes()
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {

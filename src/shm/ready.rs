@@ -17,8 +17,8 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::error::Result;
-use crate::shm::ShmTransport;
 use crate::shm::wait::PeerWatch;
+use crate::shm::{ShmTransport, Want};
 
 /// The two eventfds of a connection: index 0 is the creator's, 1 the attacher's.
 pub(crate) fn eventfd_pair() -> Result<[OwnedFd; 2]> {
@@ -76,14 +76,23 @@ impl ShmTransport {
     /// Called when a `recv` is about to time out, if someone polls this endpoint: clears the
     /// eventfd, announces `polled`, and says whether something to receive (or the peer's
     /// departure) is visible already, in which case the `recv` should look again.
-    pub(crate) fn arm_readiness(&mut self) -> Result<bool> {
+    ///
+    /// The same flag serves a `send` that times out for lack of room: the peer rings this
+    /// endpoint's bell whenever it frees space, so the descriptor then polls readable too.
+    pub(super) fn arm_readiness(&mut self, want: Want) -> Result<bool> {
         let Some(bells) = &self.doorbells else { return Ok(false) };
         if !self.ready_used.load(Ordering::Relaxed) {
             return Ok(false);
         }
         drain(&bells.mine);
         self.my_bell.arm_poll();
-        Ok(!self.inbox.is_empty() || self.consumer.has_data()? || self.peer_closed() || !self.peer.alive())
+        if self.peer_closed() || !self.peer.alive() {
+            return Ok(true);
+        }
+        Ok(match want {
+            Want::Data => !self.inbox.is_empty() || self.consumer.has_data()?,
+            Want::Space(len) => self.producer.try_reserve(len)?.is_some(),
+        })
     }
 
     /// Watches `peer` from now on, its death descriptor in the readiness set too.

@@ -45,6 +45,8 @@ impl ShmTransport {
         if self.broken || self.send_broken {
             return Err(Error::Disconnected);
         }
+        // A message accepted by send_timeout goes out whole first.
+        self.flush_until(None)?;
         let Got::Space(res) = self.wait(Want::Space(len), None)? else { unreachable!("space wait") };
         Ok(ShmSendSlot { transport: self, res })
     }
