@@ -108,8 +108,8 @@ impl FromStr for Address {
 }
 
 /// Connects to a switchboard [`Listener`](crate::Listener) at `addr` and performs the handshake
-/// (or, at a `zmq:` address, to a ZeroMQ PAIR peer: see
-/// [`ZmqTransport::connect`](crate::ZmqTransport::connect)).
+/// (or, at a `zmq:` address, to a ZeroMQ PAIR peer: see `ZmqTransport::connect`, feature
+/// `zmq`).
 ///
 /// # Errors
 /// As [`TcpTransport::connect`], [`UnixTransport::connect`] and `ZmqTransport::connect`.

@@ -15,6 +15,7 @@
 //! endpoint would never serve.
 
 mod monitor;
+mod socket;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -27,6 +28,8 @@ use crate::error::{Error, Result};
 use crate::handshake::{self, Token};
 use crate::transport::{Kind, Options, Transport};
 use monitor::PeerWatch;
+use socket::Direction;
+pub(crate) use socket::check_endpoint;
 
 /// An endpoint of a ZeroMQ `PAIR` connection (feature `zmq`).
 ///
@@ -92,15 +95,47 @@ pub struct ZmqTransport {
 }
 
 impl ZmqTransport {
-    /// How often a PING goes to the peer when nothing else does (`ZMQ_HEARTBEAT_IVL`).
+    /// How often a PING goes to the peer (`ZMQ_HEARTBEAT_IVL`).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use switchboard::ZmqTransport;
+    ///
+    /// // The longest a silent peer goes unnoticed:
+    /// let bound = ZmqTransport::HEARTBEAT_INTERVAL + ZmqTransport::HEARTBEAT_TIMEOUT;
+    /// assert_eq!(bound, Duration::from_millis(1100));
+    /// ```
     pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
 
     /// How long after an unanswered PING the connection counts as lost
     /// (`ZMQ_HEARTBEAT_TIMEOUT`; also sent to the peer as `ZMQ_HEARTBEAT_TTL`, so that a
     /// peer that does not ping itself drops a silent connection to us in the same time).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use switchboard::ZmqTransport;
+    ///
+    /// assert_eq!(ZmqTransport::HEARTBEAT_TIMEOUT, Duration::from_secs(1));
+    /// ```
     pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(1);
 
     /// How long dropping an endpoint waits for queued messages to go out (`ZMQ_LINGER`).
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::{Options, Transport, ZmqTransport};
+    ///
+    /// let (mut a, mut b) = ZmqTransport::pair(&Options::new())?;
+    /// a.send(b"last words")?;
+    /// drop(a); // waits (at most LINGER) until "last words" has been written
+    /// let mut buf = Vec::new();
+    /// b.recv(&mut buf)?;
+    /// assert_eq!(buf, b"last words");
+    /// assert!(matches!(b.recv(&mut buf), Err(switchboard::Error::Disconnected)));
+    /// # Ok::<(), switchboard::Error>(())
+    /// ```
     pub const LINGER: Duration = Duration::from_secs(5);
 
     /// Binds a PAIR socket to a ZeroMQ `endpoint` (`tcp://127.0.0.1:*`, `tcp://10.0.0.1:5555`,
@@ -130,10 +165,8 @@ impl ZmqTransport {
     pub fn bind(endpoint: &str, options: &Options) -> Result<Self> {
         let mut transport = Self::open(endpoint, options)?;
         let socket = transport.socket.as_ref().ok_or(Error::Disconnected)?;
-        socket.bind(endpoint).map_err(|e| error(e, endpoint))?;
-        if let Ok(Ok(resolved)) = socket.get_last_endpoint() {
-            // libzmq 4.3 ends the string with its NUL.
-            transport.endpoint = resolved.trim_end_matches('\0').to_owned();
+        if let Some(resolved) = socket::bind(socket, endpoint)? {
+            transport.endpoint = resolved;
         }
         Ok(transport)
     }
@@ -159,7 +192,7 @@ impl ZmqTransport {
     pub fn connect(endpoint: &str, options: &Options) -> Result<Self> {
         let mut transport = Self::open(endpoint, options)?;
         let socket = transport.socket.as_ref().ok_or(Error::Disconnected)?;
-        socket.connect(endpoint).map_err(|e| error(e, endpoint))?;
+        socket::connect(socket, endpoint)?;
         match transport.wait_for_peer(options.handshake_timeout) {
             Err(Error::Timeout) => {
                 let failures = match transport.watch.failed_handshakes() {
@@ -223,6 +256,17 @@ impl ZmqTransport {
     /// The endpoint: as bound (with the port that `*` picked, from `ZMQ_LAST_ENDPOINT`), or as
     /// connected to. Give it to the peer, prefixed with `zmq:` where an
     /// [`Address`](crate::Address) is expected.
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::{Address, Options, ZmqTransport};
+    ///
+    /// let server = ZmqTransport::bind("ipc://@my-service", &Options::new())?;
+    /// assert_eq!(server.endpoint(), "ipc://@my-service");
+    /// let addr: Address = format!("zmq:{}", server.endpoint()).parse()?;
+    /// assert_eq!(addr, Address::Zmq("ipc://@my-service".into()));
+    /// # Ok::<(), switchboard::Error>(())
+    /// ```
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
@@ -255,8 +299,7 @@ impl ZmqTransport {
             if deadline::passed(deadline) {
                 return Err(Error::Timeout);
             }
-            let mut items = [self.monitor.as_poll_item(::zmq::POLLIN)];
-            poll(&mut items, deadline, &self.endpoint)?;
+            socket::wait(None, Direction::Read, &self.monitor, deadline, &self.endpoint)?;
         }
     }
 
@@ -287,56 +330,21 @@ impl ZmqTransport {
     fn open(endpoint: &str, options: &Options) -> Result<Self> {
         options.check()?;
         check_endpoint(endpoint)?;
-        let fail = |e| error(e, endpoint);
-        let context = ::zmq::Context::new();
-        let socket = context.socket(::zmq::PAIR).map_err(fail)?;
-        // The hello of a spawned child passes whatever the user's maximum is; `recv` checks
-        // the user's maximum itself.
-        let max = options.max_message_size;
-        let receive_limit = i64::try_from(max.max(handshake::HELLO_MAX)).unwrap_or(i64::MAX);
-        socket.set_maxmsgsize(receive_limit).map_err(fail)?;
-        socket.set_heartbeat_ivl(millis(Self::HEARTBEAT_INTERVAL)).map_err(fail)?;
-        socket.set_heartbeat_timeout(millis(Self::HEARTBEAT_TIMEOUT)).map_err(fail)?;
-        socket.set_heartbeat_ttl(millis(Self::HEARTBEAT_TIMEOUT)).map_err(fail)?;
-        socket.set_handshake_ivl(millis(options.handshake_timeout)).map_err(fail)?;
-        socket.set_linger(millis(Self::LINGER)).map_err(fail)?;
-        // IPv6 endpoints too; IPv4 ones work either way.
-        socket.set_ipv6(true).map_err(fail)?;
-        // Events arrive before anyone connects or binds, and are kept however long nobody
-        // calls: a lost DISCONNECTED would hide a dead peer.
-        let monitor = context.socket(::zmq::PAIR).map_err(fail)?;
-        monitor.set_rcvhwm(0).map_err(fail)?;
-        socket.monitor(MONITOR_ENDPOINT, monitor::EVENTS).map_err(fail)?;
-        monitor.connect(MONITOR_ENDPOINT).map_err(fail)?;
+        let (socket, monitor) = socket::open(endpoint, options)?;
         Ok(ZmqTransport {
             socket: Some(socket),
             monitor,
             watch: PeerWatch::default(),
             endpoint: endpoint.to_owned(),
-            max,
+            max: options.max_message_size,
             backlog: VecDeque::new(),
         })
     }
 
     /// Applies the monitor's pending events; closes the socket if they say the peer is gone.
     fn read_events(&mut self) -> Result<()> {
-        let mut event = ::zmq::Message::new();
-        loop {
-            match self.monitor.recv(&mut event, ::zmq::DONTWAIT) {
-                Ok(()) => {
-                    if let Some(e) = monitor::parse(&event) {
-                        self.watch.on(e);
-                    }
-                    // The second part names the endpoint; multipart messages arrive whole.
-                    while event.get_more() {
-                        self.monitor.recv(&mut event, ::zmq::DONTWAIT).map_err(|e| error(e, &self.endpoint))?;
-                    }
-                }
-                Err(::zmq::Error::EAGAIN) => break,
-                Err(::zmq::Error::EINTR) => {}
-                Err(e) => return Err(error(e, &self.endpoint)),
-            }
-        }
+        let watch = &mut self.watch;
+        socket::read_events(&self.monitor, &self.endpoint, |event| watch.on(event))?;
         if self.watch.is_gone() && self.socket.is_some() {
             self.retire()?;
         }
@@ -349,7 +357,7 @@ impl ZmqTransport {
         let Some(socket) = self.socket.take() else { return Ok(()) };
         loop {
             let mut buf = Vec::new();
-            match take(&socket, &mut buf, self.max, &self.endpoint) {
+            match socket::take(&socket, &mut buf, self.max, &self.endpoint) {
                 Ok(Some(_)) => self.backlog.push_back(Ok(buf)),
                 Ok(None) => break,
                 Err(e @ Error::Protocol(_)) => self.backlog.push_back(Err(e)),
@@ -360,7 +368,7 @@ impl ZmqTransport {
             }
         }
         // Nothing can reach a peer that is gone.
-        let _ = socket.set_linger(0);
+        socket::abandon(&socket);
         Ok(())
     }
 
@@ -380,7 +388,7 @@ impl ZmqTransport {
                 };
             }
             let Some(socket) = &self.socket else { return Err(Error::Disconnected) };
-            match take(socket, buf, limit, &self.endpoint) {
+            match socket::take(socket, buf, limit, &self.endpoint) {
                 Ok(Some(n)) => return Ok(n),
                 Ok(None) => {}
                 Err(e) => {
@@ -393,8 +401,7 @@ impl ZmqTransport {
             if deadline::passed(deadline) {
                 return Err(Error::Timeout);
             }
-            let mut items = [socket.as_poll_item(::zmq::POLLIN), self.monitor.as_poll_item(::zmq::POLLIN)];
-            poll(&mut items, deadline, &self.endpoint)?;
+            socket::wait(Some(socket), Direction::Read, &self.monitor, deadline, &self.endpoint)?;
         }
     }
 
@@ -403,15 +410,11 @@ impl ZmqTransport {
         loop {
             self.read_events()?;
             let Some(socket) = &self.socket else { return Err(Error::Disconnected) };
-            match socket.send(msg, ::zmq::DONTWAIT) {
-                Ok(()) => return Ok(()),
-                // No peer yet, or libzmq's queue is full.
-                Err(::zmq::Error::EAGAIN | ::zmq::Error::EINTR) => {
-                    let mut items = [socket.as_poll_item(::zmq::POLLOUT), self.monitor.as_poll_item(::zmq::POLLIN)];
-                    poll(&mut items, None, &self.endpoint)?;
-                }
-                Err(e) => return Err(error(e, &self.endpoint)),
+            if socket::try_send(socket, msg, &self.endpoint)? {
+                return Ok(());
             }
+            // No peer yet, or libzmq's queue is full.
+            socket::wait(Some(socket), Direction::Write, &self.monitor, None, &self.endpoint)?;
         }
     }
 
@@ -419,100 +422,9 @@ impl ZmqTransport {
     fn finish_if_fatal(&mut self, err: &Error) {
         if !matches!(err, Error::Protocol(_) | Error::Timeout) {
             if let Some(socket) = self.socket.take() {
-                let _ = socket.set_linger(0);
+                socket::abandon(&socket);
             }
             self.backlog.clear();
-        }
-    }
-}
-
-/// Takes one whole message out of `socket` into `buf` if one is there (`Ok(None)` if not).
-fn take(socket: &::zmq::Socket, buf: &mut Vec<u8>, limit: usize, endpoint: &str) -> Result<Option<usize>> {
-    let mut msg = ::zmq::Message::new();
-    loop {
-        match socket.recv(&mut msg, ::zmq::DONTWAIT) {
-            Ok(()) => break,
-            Err(::zmq::Error::EAGAIN) => return Ok(None),
-            Err(::zmq::Error::EINTR) => {}
-            Err(e) => return Err(error(e, endpoint)),
-        }
-    }
-    if msg.get_more() {
-        let mut parts = 1u64;
-        while msg.get_more() {
-            socket.recv(&mut msg, ::zmq::DONTWAIT).map_err(|e| error(e, endpoint))?;
-            parts += 1;
-        }
-        return Err(Error::Protocol(format!(
-            "zmq:{endpoint}: the peer sent a ZeroMQ message of {parts} parts; switchboard messages have one"
-        )));
-    }
-    if msg.len() > limit {
-        return Err(Error::FrameTooLarge { len: msg.len() as u64, max: limit });
-    }
-    buf.clear();
-    buf.try_reserve(msg.len()).map_err(|_| Error::OutOfMemory { bytes: msg.len() })?;
-    buf.extend_from_slice(&msg);
-    Ok(Some(buf.len()))
-}
-
-/// Waits until an item is ready or `deadline` (`None`: forever).
-fn poll(items: &mut [::zmq::PollItem<'_>], deadline: Option<Instant>, endpoint: &str) -> Result<()> {
-    let timeout_ms = match deadline {
-        None => -1,
-        // Rounded up, so that a wait never ends before the deadline and spins.
-        Some(d) => {
-            let left = d.saturating_duration_since(Instant::now());
-            i64::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX)
-        }
-    };
-    match ::zmq::poll(items, timeout_ms) {
-        Ok(_) | Err(::zmq::Error::EINTR) => Ok(()),
-        Err(e) => Err(error(e, endpoint)),
-    }
-}
-
-/// Where each endpoint's monitor publishes, inside the endpoint's own context.
-const MONITOR_ENDPOINT: &str = "inproc://switchboard-monitor";
-
-/// Milliseconds for a libzmq option, saturating.
-fn millis(d: Duration) -> i32 {
-    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
-}
-
-/// Checks that `endpoint` is something libzmq can be given: `transport://address`, no NUL
-/// (the `zmq` crate would panic on one), and not `inproc://`.
-pub(crate) fn check_endpoint(endpoint: &str) -> Result<()> {
-    let bad = |why: &str| Error::Config(format!("ZeroMQ endpoint {endpoint:?} {why}"));
-    let Some((transport, address)) = endpoint.split_once("://") else {
-        return Err(bad("is not transport://address (tcp://HOST:PORT, ipc://PATH)"));
-    };
-    if transport.is_empty() || address.is_empty() || endpoint.contains('\0') {
-        return Err(bad("is not transport://address (tcp://HOST:PORT, ipc://PATH)"));
-    }
-    if transport == "inproc" {
-        return Err(bad("is inproc://, which only reaches sockets of the same ZeroMQ context: use ipc://@NAME"));
-    }
-    Ok(())
-}
-
-/// The one place where ZeroMQ's errors become switchboard's: a context or socket that is gone
-/// (`ETERM`, `ENOTSOCK`) is `Disconnected`; anything else is `Io` naming the endpoint, with
-/// the errno's [`io::ErrorKind`] where it is a system errno (libzmq's own, such as `EFSM`,
-/// are `Other`).
-fn error(err: ::zmq::Error, endpoint: &str) -> Error {
-    /// libzmq numbers its own errors from here up (`zmq.h`).
-    const ZMQ_HAUSNUMERO: i32 = 156_384_712;
-    match err {
-        ::zmq::Error::ETERM | ::zmq::Error::ENOTSOCK => Error::Disconnected,
-        _ => {
-            let raw = err.to_raw();
-            let io = if raw < ZMQ_HAUSNUMERO {
-                io::Error::from_raw_os_error(raw)
-            } else {
-                io::Error::other(err.to_string())
-            };
-            Error::about(io, format_args!("zmq:{endpoint}"))
         }
     }
 }
@@ -549,7 +461,7 @@ impl Drop for ZmqTransport {
         if let Some(socket) = &self.socket
             && !self.watch.had_peer()
         {
-            let _ = socket.set_linger(0);
+            socket::abandon(socket);
         }
     }
 }
@@ -562,36 +474,5 @@ impl fmt::Debug for ZmqTransport {
             .field("peer", &self.watch)
             .field("open", &self.socket.is_some())
             .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints_are_checked_before_libzmq_sees_them() {
-        for good in ["tcp://127.0.0.1:*", "ipc:///run/app.sock", "ipc://@name", "tcp://[::1]:5555"] {
-            assert!(check_endpoint(good).is_ok(), "{good}");
-        }
-        for bad in ["", "tcp:127.0.0.1:5", "://x", "tcp://", "inproc://x", "tcp://a\0b:1"] {
-            assert!(matches!(check_endpoint(bad), Err(Error::Config(_))), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn zmq_errors_map_in_one_place() {
-        assert!(matches!(error(::zmq::Error::ETERM, "x"), Error::Disconnected));
-        let Error::Io(io) = error(::zmq::Error::EADDRINUSE, "tcp://127.0.0.1:1") else { panic!() };
-        assert_eq!(io.kind(), io::ErrorKind::AddrInUse);
-        assert_eq!(io.to_string().matches("zmq:tcp://127.0.0.1:1").count(), 1, "{io}");
-        let Error::Io(io) = error(::zmq::Error::EFSM, "x") else { panic!() };
-        assert_eq!(io.kind(), io::ErrorKind::Other);
-    }
-
-    #[test]
-    fn millis_saturate() {
-        assert_eq!(millis(Duration::MAX), i32::MAX);
-        assert_eq!(millis(Duration::from_millis(100)), 100);
     }
 }
