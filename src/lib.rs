@@ -6,6 +6,9 @@
 #![doc = include_str!("../README.md")]
 
 mod address;
+#[cfg(feature = "tokio")]
+#[allow(unsafe_code)] // one registration with tokio's reactor: see src/aio.rs
+mod aio;
 mod deadline;
 mod error;
 mod frame;
@@ -32,6 +35,8 @@ mod unix;
 mod zmq;
 
 pub use address::{Address, connect};
+#[cfg(feature = "tokio")]
+pub use aio::{AsyncListener, AsyncTransport};
 pub use error::{Error, Result};
 pub use frame::MAX_FDS_PER_MESSAGE;
 pub use handshake::PROTOCOL_VERSION;

@@ -249,6 +249,12 @@ impl dyn Transport {
     }
 }
 
+impl fmt::Debug for dyn Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport").field("kind", &self.kind()).finish_non_exhaustive()
+    }
+}
+
 impl<T: Transport + ?Sized> Transport for Box<T> {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         (**self).send(msg)

@@ -134,7 +134,7 @@ fn wrong_version_gives_a_handshake_error_to_the_client() {
             s.read_exact(&mut hello).unwrap();
             s.write_all(&[8, 0, 0, 0, b'S', b'W', b'B', b'R', 2, 0, 1, 0]).unwrap();
         });
-        let err = connect(&Address::Tcp(addr), &Options::new()).err().expect("must fail");
+        let err = connect(&Address::Tcp(addr), &Options::new()).expect_err("must fail");
         assert!(matches!(err, Error::Handshake(_)), "{err:?}");
         t.join().unwrap();
     });
@@ -150,7 +150,7 @@ fn not_a_switchboard_server_is_a_handshake_error() {
             s.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").unwrap();
         });
         let options = Options::new().handshake_timeout(Duration::from_secs(5));
-        let err = connect(&Address::Tcp(addr), &options).err().expect("must fail");
+        let err = connect(&Address::Tcp(addr), &options).expect_err("must fail");
         assert!(matches!(err, Error::Handshake(_)), "{err:?}");
         t.join().unwrap();
     });

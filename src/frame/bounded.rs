@@ -81,6 +81,8 @@ impl<S: Stream> Framed<S> {
                         continue;
                     }
                     if done == 0 {
+                        // The caller will want to know when there is room.
+                        self.io.set_write_interest(true);
                         return Err(Error::Timeout);
                     }
                     // Accepted: the rest goes out with the next send or flush.
@@ -101,6 +103,7 @@ impl<S: Stream> Framed<S> {
                 }
             }
         }
+        self.io.set_write_interest(false);
         Ok(())
     }
 }

@@ -1,0 +1,127 @@
+//! An echo server on tokio: one task per client, no thread per client and no thread blocked
+//! per message (the endpoints' readiness descriptors are registered with tokio's reactor).
+//!
+//! ```text
+//! cargo run --release --features tokio --example tokio_echo                      # demo: 16 client processes
+//! cargo run --release --features tokio --example tokio_echo -- --transport shm --clients 64
+//! ```
+//!
+//! The clients are copies of this program in client mode (plain blocking code), so that the
+//! server is measured against real processes.
+
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use clap::Parser;
+use switchboard::{Address, AsyncListener, Error as SbError, Kind, Listener, Options, Transport, connect};
+
+/// An echo server on tokio (one task per client) and the client processes that check it.
+#[derive(Parser, Debug)]
+#[command(name = "tokio_echo")]
+struct Args {
+    /// tcp, unix or shm
+    #[arg(long, default_value = "unix")]
+    transport: Kind,
+    /// Client processes to start
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Messages each client sends and checks
+    #[arg(long, default_value_t = 1000)]
+    messages: usize,
+    /// Run as a client of the server at this address (used by the demo itself)
+    #[arg(long, hide = true)]
+    client: Option<Address>,
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    if let Some(address) = &args.client {
+        return client(address, args.messages);
+    }
+    let listener = match args.transport {
+        Kind::Tcp => Listener::bind_tcp(&Options::new())?,
+        Kind::Unix => Listener::bind_unix_private(&Options::new())?,
+        Kind::Shm => {
+            Listener::bind(&format!("shm:@switchboard-tokio-echo-{}", std::process::id()).parse()?, &Options::new())?
+        }
+        other => return Err(format!("{other} has no listener: use tcp, unix or shm").into()),
+    };
+    let address = listener.local_addr().clone();
+    println!("listening on {address}; starting {} client processes", args.clients);
+    let children = (0..args.clients)
+        .map(|_| {
+            Command::new(std::env::current_exe()?)
+                .args(["--client", &address.to_string(), "--messages", &args.messages.to_string()])
+                .spawn()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // The server: a current-thread runtime, one task per client.
+    let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+    let echoed = runtime.block_on(async {
+        let listener = AsyncListener::new(listener)?;
+        let mut tasks = Vec::new();
+        for _ in 0..args.clients {
+            let mut conn = listener.accept().await?;
+            tasks.push(tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut echoed = 0u64;
+                loop {
+                    match conn.recv(&mut buf).await {
+                        Ok(_) => {
+                            conn.send(&buf).await?;
+                            echoed += 1;
+                        }
+                        Err(SbError::Disconnected) => return Ok::<u64, SbError>(echoed),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }));
+        }
+        let mut total = 0;
+        for task in tasks {
+            total += task.await.map_err(|e| SbError::Io(std::io::Error::other(e)))??;
+        }
+        Ok::<u64, SbError>(total)
+    })?;
+    let took = started.elapsed();
+    for mut child in children {
+        let status = child.wait()?;
+        if !status.success() {
+            return Err(format!("a client failed: {status}").into());
+        }
+    }
+    println!(
+        "{echoed} messages echoed to {} clients from one thread in {:.2} s ({:.0} messages/s), all verified",
+        args.clients,
+        took.as_secs_f64(),
+        echoed as f64 / took.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A plain blocking client: sends numbered messages and checks each echo.
+fn client(address: &Address, messages: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let mut conn = connect(address, &Options::new())?;
+    let mut reply = Vec::new();
+    for i in 0..messages {
+        let msg: Vec<u8> = (0..256).map(|j| (i * 31 + j) as u8).collect();
+        conn.send(&msg)?;
+        conn.recv(&mut reply)?;
+        if reply != msg {
+            return Err(format!("echo {i} differs").into());
+        }
+    }
+    Ok(())
+}
