@@ -14,7 +14,7 @@ use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use switchboard::{Address, Error as SbError, Kind, Listener, Options, Selector, Transport, connect};
@@ -73,6 +73,17 @@ enum Mode {
         #[arg(long)]
         quiet: bool,
     },
+}
+
+/// User and system CPU time of this process's threads so far (the server: the clients are
+/// other processes).
+fn server_cpu() -> Duration {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        .map(|u| {
+            let secs = |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+            secs(u.user_time()) + secs(u.system_time())
+        })
+        .unwrap_or_default()
 }
 
 /// How the server serves its clients.
@@ -233,6 +244,7 @@ fn run() -> Result<(), Box<dyn Error>> {
                 })
                 .collect::<Result<_, _>>()?;
             let echoed = Arc::new(AtomicU64::new(0));
+            let (started, cpu_before) = (Instant::now(), server_cpu());
             match model {
                 Model::Select => serve_selected(&listener, Some(clients), &echoed)?,
                 Model::Thread => {
@@ -254,11 +266,15 @@ fn run() -> Result<(), Box<dyn Error>> {
                     return Err(format!("a client failed: {status}").into());
                 }
             }
+            let (took, cpu) = (started.elapsed(), server_cpu().saturating_sub(cpu_before));
+            let n = echoed.load(Ordering::Relaxed);
             writeln!(
                 io::stdout().lock(),
-                "{} messages echoed to {clients} clients, all verified; {} refused",
-                echoed.load(Ordering::Relaxed),
-                listener.refused()
+                "{n} messages echoed to {clients} clients, all verified; {} refused\n\
+                 server ({model:?}): {:.0} messages/s, {:.2} µs of server CPU per message",
+                listener.refused(),
+                n as f64 / took.as_secs_f64(),
+                cpu.as_secs_f64() * 1e6 / n.max(1) as f64,
             )?;
             Ok(())
         }
