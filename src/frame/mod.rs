@@ -33,10 +33,6 @@ pub(crate) struct Ready {
 /// 253).
 pub const MAX_FDS_PER_MESSAGE: usize = 64;
 
-/// The most received descriptors a connection holds before the frames they came with are
-/// delivered.
-const MAX_QUEUED_FDS: usize = 4 * MAX_FDS_PER_MESSAGE;
-
 /// The operations the framing layer needs from a byte stream (`stream.rs` implements it
 /// over sockets and pipes; the tests over memory).
 pub(crate) trait Stream {
@@ -127,7 +123,7 @@ pub(crate) struct Framed<S> {
     outbox: Vec<u8>,
     outbox_at: usize,
     /// Descriptors received and not yet delivered with their frame, oldest first.
-    fds: VecDeque<FdBatch>,
+    fds: VecDeque<fds::FdBatch>,
     /// How many descriptors `fds` holds.
     queued_fds: usize,
     /// Where one read puts the descriptors that came with it.
@@ -140,19 +136,6 @@ struct Large {
     filled: usize,
     /// The stream offset of the frame's prefix.
     at: u64,
-}
-
-/// Descriptors that came with one read of the stream bytes `[from, to)`.
-///
-/// The kernel hands a message's descriptors to the read that first touches the bytes sent
-/// with them, and ends that read within those bytes (`unix_stream_read_generic`): since each
-/// frame is sent by one `sendmsg` starting at its prefix, the descriptors belong to the last
-/// frame that starts in `[from, to)`, the one that reaches `to`.
-#[derive(Debug)]
-struct FdBatch {
-    from: u64,
-    to: u64,
-    fds: Vec<OwnedFd>,
 }
 
 impl<S: Stream> Framed<S> {
@@ -462,41 +445,6 @@ impl<S: Stream> Framed<S> {
         }
     }
 
-    /// Books a read of `n` bytes and the descriptors that came with it.
-    fn account(&mut self, n: usize) -> Result<()> {
-        let from = self.rpos;
-        self.rpos += n as u64;
-        if self.incoming.is_empty() {
-            return Ok(());
-        }
-        let fds = mem::take(&mut self.incoming);
-        self.queued_fds += fds.len();
-        self.fds.push_back(FdBatch { from, to: self.rpos, fds });
-        if self.queued_fds > MAX_QUEUED_FDS {
-            return Err(Error::FdPassing(format!(
-                "the peer sent more than {MAX_QUEUED_FDS} descriptors ahead of the messages they came with"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Hands the descriptors that came with the frame at stream offset `at`, `size` bytes long,
-    /// to `out` (or closes them), and closes any that came with no frame before its end.
-    fn deliver_fds(&mut self, at: u64, size: usize, mut out: Option<&mut Vec<OwnedFd>>) {
-        let end = at + size as u64;
-        while self.fds.front().is_some_and(|b| b.to <= end) {
-            let Some(batch) = self.fds.pop_front() else { break };
-            self.queued_fds -= batch.fds.len();
-            // Ours if the read that brought them began at or before our prefix; otherwise
-            // they came in the middle of a frame, with no frame: closed on drop.
-            if batch.from <= at
-                && let Some(out) = out.as_deref_mut()
-            {
-                out.extend(batch.fds);
-            }
-        }
-    }
-
     /// One read into the large body (`Some((from, to))`) or the buffer tail; 0 at EOF.
     fn read_some(&mut self, deadline: Option<Instant>, large: Option<(usize, usize)>) -> Result<usize> {
         loop {
@@ -631,5 +579,6 @@ macro_rules! impl_transport {
 pub(crate) use impl_transport;
 
 mod bounded;
+mod fds;
 #[cfg(test)]
 mod tests;
