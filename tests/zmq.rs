@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, ROLE_ENV, child_command, expect_disconnected, payload};
+use common::{ChildGuard, MAX, ROLE_ENV, child_command, expect_disconnected, payload};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use switchboard::{Address, ENV_CONNECT, Error, Kind, Listener, Options, Transport, ZmqTransport, connect};
@@ -38,6 +38,7 @@ fn main() {
     tests.push(("oversized_message_from_peer_ends_connection".into(), Box::new(oversized_from_peer)));
     tests.push(("multipart_is_a_protocol_error".into(), Box::new(multipart_is_a_protocol_error)));
     tests.push(("connect_before_bind".into(), Box::new(connect_before_bind)));
+    tests.push(("send_timeout_without_a_peer".into(), Box::new(send_timeout_without_a_peer)));
     tests.push(("connect_to_nobody_times_out".into(), Box::new(connect_to_nobody_times_out)));
     tests.push(("addresses_and_listener".into(), Box::new(addresses_and_listener)));
     common::run_tests(tests, TEST_LIMIT, Vec::new);
@@ -181,6 +182,25 @@ fn connect_before_bind() {
     let mut buf = Vec::new();
     server.recv_timeout(&mut buf, CHILD_LIMIT).unwrap();
     assert_eq!(buf, b"late but fine");
+}
+
+/// A bound endpoint with no peer yet cannot take a message: `send_timeout` gives up in time,
+/// sends nothing, and the endpoint stays usable.
+fn send_timeout_without_a_peer() {
+    let mut server = ZmqTransport::bind("tcp://127.0.0.1:*", &common::options()).unwrap();
+    assert!(matches!(server.send_timeout(b"x", Duration::ZERO), Err(Error::Timeout)));
+    let started = Instant::now();
+    assert!(matches!(server.send_timeout(b"x", Duration::from_millis(50)), Err(Error::Timeout)));
+    assert!(started.elapsed() >= Duration::from_millis(50), "{:?}", started.elapsed());
+    assert!(matches!(server.send_timeout(&vec![0; MAX + 1], Duration::ZERO), Err(Error::MessageTooLarge { .. })));
+    let mut client = ZmqTransport::connect(server.endpoint(), &common::options()).unwrap();
+    server.wait_for_peer(CHILD_LIMIT).unwrap();
+    server.send_timeout(b"now", CHILD_LIMIT).unwrap();
+    assert_eq!(server.pending_send(), 0);
+    server.flush_timeout(Duration::ZERO).unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(client.recv_timeout(&mut buf, CHILD_LIMIT).unwrap(), 3);
+    assert_eq!(buf, b"now", "the timed-out sends sent nothing");
 }
 
 fn connect_to_nobody_times_out() {

@@ -305,7 +305,7 @@ impl ZmqTransport {
 
     /// The child's side of the spawn handshake: a hello message with the parent's token.
     pub(crate) fn send_hello(&mut self, token: &Token) -> Result<()> {
-        self.send_unchecked(&handshake::encode_hello(Some(token)))
+        self.send_until(&handshake::encode_hello(Some(token)), None)
     }
 
     /// The parent's side: the child's hello, checked, by `deadline` (`Ok(false)` if not yet).
@@ -405,16 +405,20 @@ impl ZmqTransport {
         }
     }
 
-    /// Sends without checking the size (a hello).
-    fn send_unchecked(&mut self, msg: &[u8]) -> Result<()> {
+    /// Sends without checking the size (a hello), waiting at most until `deadline`.
+    fn send_until(&mut self, msg: &[u8], deadline: Option<Instant>) -> Result<()> {
         loop {
             self.read_events()?;
             let Some(socket) = &self.socket else { return Err(Error::Disconnected) };
+            // libzmq takes a message whole or not at all: nothing is ever half-sent.
             if socket::try_send(socket, msg, &self.endpoint)? {
                 return Ok(());
             }
+            if deadline::passed(deadline) {
+                return Err(Error::Timeout);
+            }
             // No peer yet, or libzmq's queue is full.
-            socket::wait(Some(socket), Direction::Write, &self.monitor, None, &self.endpoint)?;
+            socket::wait(Some(socket), Direction::Write, &self.monitor, deadline, &self.endpoint)?;
         }
     }
 
@@ -434,7 +438,17 @@ impl Transport for ZmqTransport {
         if msg.len() > self.max {
             return Err(Error::MessageTooLarge { len: msg.len(), max: self.max });
         }
-        self.send_unchecked(msg)
+        self.send_until(msg, None)
+    }
+
+    /// Queues the message if libzmq takes it by `timeout`: a message is taken whole or not at
+    /// all, so [`pending_send`](Transport::pending_send) is always 0 and there is nothing to
+    /// flush (what libzmq queued goes out on its I/O thread).
+    fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        if msg.len() > self.max {
+            return Err(Error::MessageTooLarge { len: msg.len(), max: self.max });
+        }
+        self.send_until(msg, deadline::after(timeout))
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
