@@ -9,6 +9,8 @@
 //! Prints a table and one verdict per size, and writes `compare.json`, `compare.csv` and
 //! `compare.svg` to `--out` (default `target/switchboard/`).
 
+mod common;
+
 use std::error::Error;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -107,17 +109,7 @@ fn parse_pin(s: &str) -> Result<(usize, usize), String> {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        // Whoever read our output has stopped reading (`| head -1`): that is no failure.
-        Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => {
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            let _ = writeln!(io::stderr(), "error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code(run())
 }
 
 fn run() -> Result<(), Box<dyn Error>> {

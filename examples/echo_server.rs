@@ -7,6 +7,8 @@
 //! cargo run --release --example echo_server -- client unix:@switchboard-...   # the address serve printed
 //! ```
 
+mod common;
+
 use std::collections::HashMap;
 use std::error::Error;
 use std::io::{self, Write};
@@ -191,17 +193,7 @@ fn client(address: &Address, messages: usize, size: usize, quiet: bool) -> Resul
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        // Whoever read our output has stopped reading (`| head -1`): that is no failure.
-        Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => {
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            let _ = writeln!(io::stderr(), "error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code(run())
 }
 
 fn run() -> Result<(), Box<dyn Error>> {

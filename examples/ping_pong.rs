@@ -9,6 +9,8 @@
 //! It prints the median and 99th-percentile round trip, and the same figures for the raw
 //! mechanism (plain syscalls, no framing) measured right after, in the same run.
 
+mod common;
+
 use std::error::Error;
 use std::io::{self, Write};
 use std::process::{Command, ExitCode};
@@ -115,17 +117,7 @@ fn usage_error(message: String) -> ! {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        // Whoever read our output has stopped reading (`| head -1`): that is no failure.
-        Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => {
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            let _ = writeln!(io::stderr(), "error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code(run())
 }
 
 fn run() -> Result<(), Box<dyn Error>> {

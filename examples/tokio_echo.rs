@@ -9,6 +9,8 @@
 //! The clients are copies of this program in client mode (plain blocking code), so that the
 //! server is measured against real processes.
 
+mod common;
+
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -34,13 +36,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_code(run())
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -12,22 +12,12 @@ use std::time::Duration;
 
 use common::{ChildGuard, ROLE_ENV, with_deadline};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use switchboard::{Error, Kind, Options, Transport, UnixTransport, WaitStrategy, pair};
+use switchboard::{Error, Kind, Options, Transport, UnixTransport, pair};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn configs() -> Vec<(String, Kind, Options)> {
-    let mut out = Vec::new();
-    for kind in Kind::ALL {
-        if kind == Kind::Shm {
-            for wait in WaitStrategy::ALL {
-                out.push((format!("shm-{wait}"), kind, Options::new().wait_strategy(wait)));
-            }
-        } else {
-            out.push((kind.to_string(), kind, Options::new()));
-        }
-    }
-    out
+    common::transport_configs(&Options::new())
 }
 
 /// Whether `t`'s descriptor polls readable within `ms` milliseconds.

@@ -8,23 +8,12 @@ use std::time::Duration;
 
 use common::{payload, with_deadline};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use switchboard::{Error, Kind, Options, Transport, WaitStrategy, pair};
+use switchboard::{Error, Kind, Options, Transport, pair};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn configs() -> Vec<(String, Kind, Options)> {
-    let small = Options::new().ring_capacity(1 << 16).max_message_size(32 << 20);
-    let mut out = Vec::new();
-    for kind in Kind::ALL {
-        if kind == Kind::Shm {
-            for wait in WaitStrategy::ALL {
-                out.push((format!("shm-{wait}"), kind, small.clone().wait_strategy(wait)));
-            }
-        } else {
-            out.push((kind.to_string(), kind, small.clone()));
-        }
-    }
-    out
+    common::transport_configs(&Options::new().ring_capacity(1 << 16).max_message_size(32 << 20))
 }
 
 fn readable(t: &dyn Transport, ms: u16) -> bool {

@@ -8,23 +8,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{ROLE_ENV, payload};
-use switchboard::{AsyncListener, AsyncTransport, Error, Kind, Listener, Options, Transport, WaitStrategy, pair};
+use switchboard::{AsyncListener, AsyncTransport, Error, Kind, Listener, Options, Transport, pair};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn configs() -> Vec<(String, Kind, Options)> {
-    let options = Options::new().ring_capacity(1 << 16).max_message_size(4 << 20);
-    let mut out = Vec::new();
-    for kind in Kind::ALL {
-        if kind == Kind::Shm {
-            for wait in WaitStrategy::ALL {
-                out.push((format!("shm-{wait}"), kind, options.clone().wait_strategy(wait)));
-            }
-        } else {
-            out.push((kind.to_string(), kind, options.clone()));
-        }
-    }
-    out
+    common::transport_configs(&Options::new().ring_capacity(1 << 16).max_message_size(4 << 20))
 }
 
 fn runtimes() -> Vec<(&'static str, tokio::runtime::Runtime)> {

@@ -342,3 +342,19 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Every transport to test, shm once per wait strategy, each with `base` options: labels
+/// like "tcp" and "shm-spin".
+pub fn transport_configs(base: &Options) -> Vec<(String, switchboard::Kind, Options)> {
+    let mut out = Vec::new();
+    for kind in switchboard::Kind::ALL {
+        if kind == switchboard::Kind::Shm {
+            for wait in switchboard::WaitStrategy::ALL {
+                out.push((format!("shm-{wait}"), kind, base.clone().wait_strategy(wait)));
+            }
+        } else {
+            out.push((kind.to_string(), kind, base.clone()));
+        }
+    }
+    out
+}
