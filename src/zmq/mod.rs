@@ -44,7 +44,9 @@ pub(crate) use socket::check_endpoint;
 ///   process, a host that lost power, a cut network) within [`HEARTBEAT_INTERVAL`] +
 ///   [`HEARTBEAT_TIMEOUT`] (1.1 s). Then `recv` returns what the peer sent before, followed by
 ///   [`Error::Disconnected`](crate::Error::Disconnected), and `send` returns `Disconnected`.
-///   Connecting again takes a new endpoint: this one never pairs with another peer.
+///   Connecting again takes a new endpoint: this one never pairs with another peer. The
+///   other side of that bound: a peer whose libzmq thread cannot run for a second (a badly
+///   overloaded host) counts as gone too.
 /// - **Sending** queues the message for the context's I/O thread and returns; it waits only
 ///   while no peer is connected yet or libzmq's queue is full (`ZMQ_SNDHWM`, 1,000
 ///   messages). Dropping the endpoint waits until the queue has been written out, up to
