@@ -63,25 +63,17 @@ struct Args {
     quick: bool,
 }
 
-/// The reason in a switchboard error, for clap's "invalid value" message.
-fn reason(e: switchboard::Error) -> String {
-    match e {
-        switchboard::Error::Config(why) => why,
-        other => other.to_string(),
-    }
-}
-
 fn parse_transport(s: &str) -> Result<Mechanism, String> {
-    measure::parse_transport(s).map_err(reason)
+    measure::parse_transport(s).map_err(common::reason)
 }
 
 fn parse_count(s: &str) -> Result<usize, String> {
-    measure::parse_count(s).map_err(reason)
+    measure::parse_count(s).map_err(common::reason)
 }
 
 /// A size the comparison measures: at most 64 MiB, the transports' default message limit.
 fn parse_size(s: &str) -> Result<usize, String> {
-    let size = measure::parse_size(s).map_err(reason)?;
+    let size = measure::parse_size(s).map_err(common::reason)?;
     if size > 64 << 20 {
         return Err(format!("{size} bytes is above 64 MiB, the largest size compared"));
     }

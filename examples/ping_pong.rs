@@ -64,28 +64,20 @@ struct TransportArg {
     names_wait: bool,
 }
 
-/// The reason in a switchboard error, for clap's "invalid value" message.
-fn reason(e: switchboard::Error) -> String {
-    match e {
-        switchboard::Error::Config(why) => why,
-        other => other.to_string(),
-    }
-}
-
 /// The same spellings as `compare` (the parsers live in `switchboard::measure`).
 fn parse_count(s: &str) -> Result<usize, String> {
-    measure::parse_count(s).map_err(reason)
+    measure::parse_count(s).map_err(common::reason)
 }
 
 fn parse_transport(s: &str) -> Result<TransportArg, String> {
-    match measure::parse_transport(s).map_err(reason)? {
+    match measure::parse_transport(s).map_err(common::reason)? {
         Mechanism::Transport { kind, wait } => Ok(TransportArg { kind, wait, names_wait: s.starts_with("shm-") }),
         other => Err(format!("{other} is not a transport")),
     }
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
-    let size = measure::parse_size(s).map_err(reason)?;
+    let size = measure::parse_size(s).map_err(common::reason)?;
     if size < 8 {
         return Err("at least 8 bytes: each message carries its sequence number".into());
     }

@@ -18,3 +18,13 @@ pub(crate) fn exit_code(result: Result<(), Box<dyn Error>>) -> ExitCode {
         }
     }
 }
+
+/// The reason in a switchboard error, for clap's "invalid value" message (without the
+/// "invalid configuration: " that Display puts before it).
+#[allow(dead_code)] // used by the examples that parse switchboard values on the command line
+pub(crate) fn reason(e: switchboard::Error) -> String {
+    match e {
+        switchboard::Error::Config(why) => why,
+        other => other.to_string(),
+    }
+}
