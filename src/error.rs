@@ -118,6 +118,11 @@ pub enum Error {
     #[error("file descriptor passing: {0}")]
     FdPassing(String),
 
+    /// The operation does not exist for this transport: splitting a ZeroMQ socket, passing
+    /// descriptors over anything but a Unix socket. Nothing was done; the endpoint is unchanged.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+
     /// An option, address or environment variable handed to switchboard is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -25,6 +25,7 @@ mod selector;
 #[allow(unsafe_code)] // shared memory and futexes: see src/shm/ and STYLE.md
 mod shm;
 mod spawn;
+mod split;
 mod stream;
 mod tcp;
 mod transport;
@@ -47,6 +48,7 @@ pub use process::ChildGuard;
 pub use selector::{Pollable, Selector};
 pub use shm::{NamedShm, SealedMemfd, ShmRecvSlot, ShmSendSlot, ShmTransport};
 pub use spawn::{ENV_CONNECT, ENV_MAX_MESSAGE_SIZE, ENV_TOKEN, ENV_WAIT, connect_to_parent, spawn_child};
+pub use split::{RecvHalf, SendHalf};
 pub use tcp::TcpTransport;
 pub use transport::{
     DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_RING_CAPACITY, DEFAULT_SPIN, Kind, MAX_MESSAGE_SIZE_LIMIT, Options, Transport,

@@ -66,6 +66,30 @@ impl PipeTransport {
         Self::from_fds(read.into(), write.into(), options)
     }
 
+    /// Splits into a sending half (the write end) and a receiving half (the read end) for two
+    /// threads, as [`Transport::split`](crate::Transport::split).
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if a descriptor cannot be duplicated.
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::{Error, Options, PipeTransport, Transport};
+    ///
+    /// let (a, mut b) = PipeTransport::pair(&Options::new())?;
+    /// let (tx, mut rx) = a.split()?;
+    /// b.send(b"to the read end")?;
+    /// let mut buf = Vec::new();
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"to the read end");
+    /// drop(tx); // closes the write end: the peer sees the end
+    /// assert!(matches!(b.recv(&mut buf), Err(Error::Disconnected)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn split(self) -> Result<(crate::SendHalf, crate::RecvHalf)> {
+        crate::split::framed(self.framed, Kind::Pipe)
+    }
+
     /// An endpoint from the read end of one pipe and the write end of the other.
     pub(crate) fn from_fds(read: OwnedFd, write: OwnedFd, options: &Options) -> Result<Self> {
         options.check()?;

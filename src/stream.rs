@@ -103,6 +103,22 @@ impl FdStream {
         self.read
     }
 
+    /// Splits off a stream that only writes, for another thread: a duplicate of the socket,
+    /// or the pipes' write end. `self` keeps reading (a socket's writes must no longer go
+    /// through it).
+    pub(crate) fn split_writer(&mut self) -> io::Result<FdStream> {
+        let (read, write) = match self.write.take() {
+            // The writing stream never reads; its `read` is a duplicate of the write end only
+            // because every stream has one.
+            Some(write) => (write.try_clone()?, Some(write)),
+            None => (self.read.try_clone()?, None),
+        };
+        // A Unix socket's writer may send descriptors (`try_write_fds` asks for `cmsg`); it
+        // never reads, so it needs no receive buffer.
+        let cmsg = self.cmsg.as_ref().map(|_| Vec::new());
+        Ok(FdStream { read, write, cmsg, ready: OnceLock::new(), write_interest: AtomicBool::new(false) })
+    }
+
     pub(crate) fn read_fd(&self) -> BorrowedFd<'_> {
         self.read.as_fd()
     }

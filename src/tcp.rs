@@ -79,6 +79,33 @@ impl TcpTransport {
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
     }
+
+    /// Splits into a sending half and a receiving half for two threads, as
+    /// [`Transport::split`](crate::Transport::split).
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if the socket cannot be duplicated.
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::{Address, Listener, Options, TcpTransport};
+    ///
+    /// let listener = Listener::bind_tcp(&Options::new())?;
+    /// let Address::Tcp(addr) = *listener.local_addr() else { unreachable!() };
+    /// let client = std::thread::spawn(move || TcpTransport::connect(addr, &Options::new()));
+    /// let mut server = listener.accept()?;
+    /// let (mut tx, mut rx) = client.join().unwrap()?.split()?;
+    /// tx.send(b"from the sending half")?;
+    /// let mut buf = Vec::new();
+    /// server.recv(&mut buf)?;
+    /// server.send(&buf)?;
+    /// rx.recv(&mut buf)?;
+    /// assert_eq!(buf, b"from the sending half");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn split(self) -> Result<(crate::SendHalf, crate::RecvHalf)> {
+        crate::split::framed(self.framed, Kind::Tcp)
+    }
 }
 
 impl TcpTransport {

@@ -12,6 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::split::{RecvHalf, SendHalf};
 
 /// One end of a connection that exchanges whole messages with a peer.
 ///
@@ -193,6 +194,39 @@ pub trait Transport: Send + Any {
     fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
         Err(Error::Config(format!("the {} transport has no readiness descriptor", self.kind())))
     }
+
+    /// Splits the endpoint into a sending half and a receiving half that can be used from two
+    /// threads at once (full duplex without a proxy thread). Messages already buffered are
+    /// received by the receiving half; the tail of a message accepted by `send_timeout` is
+    /// written by the sending half. What dropping each half tells the peer is described in
+    /// [`SendHalf`]'s module notes: in short, dropping the sending half ends that direction.
+    ///
+    /// tcp, unix, pipe and shm split; zmq does not (a ZeroMQ socket is not thread-safe).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a transport that cannot split (the endpoint is dropped);
+    /// [`Error::Io`] if the socket cannot be duplicated (no descriptors left).
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::{Kind, Options, pair};
+    ///
+    /// let (a, mut b) = pair(Kind::Pipe, &Options::new())?;
+    /// let (mut tx, mut rx) = a.split()?;
+    /// let reader = std::thread::spawn(move || {
+    ///     let mut buf = Vec::new();
+    ///     rx.recv(&mut buf).map(|_| buf)
+    /// });
+    /// tx.send(b"ping")?;
+    /// let mut buf = Vec::new();
+    /// b.recv(&mut buf)?;
+    /// b.send(b"pong")?;
+    /// assert_eq!(reader.join().unwrap()?, b"pong");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn split(self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
+        Err(Error::Unsupported(format!("the {} transport cannot be split into two halves", self.kind())))
+    }
 }
 
 /// Reaching the concrete transport behind a `Box<dyn Transport>` (from [`spawn_child`],
@@ -282,6 +316,9 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn pending_send(&self) -> usize {
         (**self).pending_send()
+    }
+    fn split(self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
+        (*self).split()
     }
 }
 

@@ -196,6 +196,30 @@ impl UnixTransport {
         Ok((segment, self.framed.into_inner().into_read_fd()))
     }
 
+    /// Splits into a sending half and a receiving half for two threads, as
+    /// [`Transport::split`](crate::Transport::split); both halves keep descriptor passing.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if the socket cannot be duplicated.
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::{Options, UnixTransport};
+    ///
+    /// let (a, b) = UnixTransport::pair(&Options::new())?;
+    /// let (mut tx, _rx) = a.split()?;
+    /// let (_b_tx, mut b_rx) = b.split()?;
+    /// let (_reader, writer) = std::io::pipe()?;
+    /// tx.send_with_fds(b"a pipe", &[std::os::fd::AsFd::as_fd(&writer)])?;
+    /// let (mut buf, mut fds) = (Vec::new(), Vec::new());
+    /// b_rx.recv_with_fds(&mut buf, &mut fds)?;
+    /// assert_eq!((buf.as_slice(), fds.len()), (&b"a pipe"[..], 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn split(self) -> Result<(crate::SendHalf, crate::RecvHalf)> {
+        crate::split::framed(self.framed, Kind::Unix)
+    }
+
     /// The peer's pid, uid and gid (`SO_PEERCRED`).
     ///
     /// # Errors

@@ -160,6 +160,15 @@ impl<S: Stream> Framed<S> {
         }
     }
 
+    /// A framer that only sends: it never reads while it waits for room (another thread owns
+    /// the incoming direction), so it has no receive buffer.
+    fn send_only(io: S, max: usize) -> Self {
+        let mut framed = Framed::new(io, max);
+        framed.rbuf = Vec::new();
+        framed.read_eof = true;
+        framed
+    }
+
     pub(crate) fn get_ref(&self) -> &S {
         &self.io
     }
@@ -437,7 +446,9 @@ impl<S: Stream> Framed<S> {
             }
             if self.read_some(deadline, None)? == 0 {
                 return Err(if avail == 0 {
-                    self.fail(Error::Disconnected)
+                    // A clean end: every later `recv` says so again, but sends go on while the
+                    // peer still reads (it may have shut down, or dropped, only its sending half).
+                    Error::Disconnected
                 } else {
                     self.fail(Error::Truncated { expected: need, received: avail })
                 });
@@ -523,6 +534,23 @@ fn body_room(body: &mut Vec<u8>, len: usize, filled: usize, more: usize) -> Resu
     Ok(body.len().min(len))
 }
 
+impl Framed<crate::stream::FdStream> {
+    /// Splits into a framer that only sends, over the stream's writing side, and `self`, which
+    /// keeps receiving (with whatever it had buffered). The tail of an accepted message moves
+    /// to the sending side.
+    pub(crate) fn split(mut self) -> io::Result<(Self, Self)> {
+        let writer = self.io.split_writer()?;
+        let mut send = Framed::send_only(writer, self.max);
+        send.outbox = mem::take(&mut self.outbox);
+        send.outbox_at = mem::replace(&mut self.outbox_at, 0);
+        send.send_broken = self.send_broken || self.broken;
+        send.io.set_write_interest(send.pending_send() > 0);
+        self.send_broken = true;
+        self.io.set_write_interest(false);
+        Ok((send, self))
+    }
+}
+
 /// Implements [`Transport`](crate::Transport) for a backend whose `framed` field is a
 /// `Framed`: the three kernel transports differ only in how they connect.
 macro_rules! impl_transport {
@@ -562,6 +590,9 @@ macro_rules! impl_transport {
             }
             fn pending_send(&self) -> usize {
                 self.framed.pending_send()
+            }
+            fn split(self: Box<Self>) -> $crate::error::Result<($crate::split::SendHalf, $crate::split::RecvHalf)> {
+                $crate::split::framed(self.framed, $kind)
             }
         }
 

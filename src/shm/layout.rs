@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 /// "SWBDSHM1" as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SWBDSHM1");
 /// Bumped on any change to this layout or the record format.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 /// Bytes before the first ring: one page, so that rings start page-aligned.
 pub(crate) const HEADER_SIZE: usize = 4096;
 /// Smallest and largest ring capacities accepted.
@@ -39,18 +39,23 @@ pub(crate) struct IndexLine {
 /// a line with an index that moves on every message would cost a miss per message instead).
 #[repr(C, align(128))]
 pub(crate) struct EndpointLine {
-    /// Non-zero once that endpoint has been dropped.
+    /// Non-zero once that endpoint has been dropped (both halves, if it was split).
     pub(crate) closed: AtomicU32,
+    /// Non-zero once that endpoint will send nothing more: the sending half of a split
+    /// endpoint was dropped. Its peer receives what is in the ring, then `Disconnected`.
+    pub(crate) done_sending: AtomicU32,
     /// Bit i set: the endpoint may run on CPU i (0 if unknown or beyond 64 CPUs).
     pub(crate) cpus: AtomicU64,
 }
 
-/// One cache line with a futex word and the "I am asleep on it" flag of its only waiter.
+/// One cache line with a futex word and the number of threads asleep on it (one, or two for
+/// the halves of a split endpoint).
 #[repr(C, align(128))]
 pub(crate) struct WakeLine {
     /// Futex word: bumped by the waker before `FUTEX_WAKE`.
     pub(crate) seq: AtomicU32,
-    /// Set by the waiter before it sleeps, so that the waker makes a syscall only then.
+    /// Raised by each waiter before it sleeps and lowered after, so that the waker makes a
+    /// syscall only when someone sleeps.
     pub(crate) sleeping: AtomicU32,
     /// Set by an endpoint whose owner waits in `poll`/`epoll` on its readiness descriptor:
     /// the waker then writes that endpoint's eventfd (once: it clears the flag).
@@ -121,6 +126,7 @@ impl Header {
         }
         for line in &self.endpoints {
             line.closed.store(0, Relaxed);
+            line.done_sending.store(0, Relaxed);
             line.cpus.store(0, Relaxed);
         }
         for bell in &self.bells {

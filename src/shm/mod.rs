@@ -17,6 +17,7 @@ mod region;
 mod ring;
 mod sealed;
 mod slots;
+mod split;
 mod wait;
 
 pub use named::NamedShm;
@@ -29,8 +30,8 @@ use std::collections::VecDeque;
 use std::mem;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use layout::{HEADER_SIZE, Header};
@@ -107,8 +108,23 @@ pub struct ShmTransport {
     /// does a `recv` that times out arm it (see `ready.rs`).
     ready: Epoll,
     ready_used: AtomicBool,
-    /// Last field: dropped after everything that points into it.
-    region: Region,
+    /// Whole endpoint, or one half of a split one (see `split.rs`).
+    role: Role,
+    /// For the halves of a split endpoint: how many are alive (the last one to go marks the
+    /// endpoint closed).
+    halves: Option<Arc<AtomicUsize>>,
+    /// Last field: dropped after everything that points into it (shared by split halves).
+    region: Arc<Region>,
+}
+
+/// Which directions an endpoint serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Both,
+    /// The sending half of a split endpoint: never reads ahead while waiting for space.
+    Send,
+    /// The receiving half of a split endpoint.
+    Recv,
 }
 
 /// What a wait is for.
@@ -218,8 +234,49 @@ impl ShmTransport {
             ready_used: AtomicBool::new(false),
             outbox: None,
             doorbells,
-            region,
+            role: Role::Both,
+            halves: None,
+            region: Arc::new(region),
         })
+    }
+
+    /// Splits into a sending half (the outgoing ring) and a receiving half (the incoming ring)
+    /// for two threads, as [`Transport::split`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] if a descriptor cannot be duplicated.
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::{Options, ShmTransport, Transport};
+    ///
+    /// let (a, mut b) = ShmTransport::pair(&Options::new())?;
+    /// let (mut tx, mut rx) = a.split()?;
+    /// let echo = std::thread::spawn(move || -> switchboard::Result<()> {
+    ///     let mut buf = Vec::new();
+    ///     for _ in 0..1000 {
+    ///         b.recv(&mut buf)?;
+    ///         b.send(&buf)?;
+    ///     }
+    ///     Ok(())
+    /// });
+    /// let reader = std::thread::spawn(move || -> switchboard::Result<u64> {
+    ///     let (mut buf, mut sum) = (Vec::new(), 0);
+    ///     for _ in 0..1000 {
+    ///         rx.recv(&mut buf)?;
+    ///         sum += u64::from(buf[0]);
+    ///     }
+    ///     Ok(sum)
+    /// });
+    /// for i in 0..1000u32 {
+    ///     tx.send(&[(i % 256) as u8])?;
+    /// }
+    /// echo.join().unwrap()?;
+    /// assert_eq!(reader.join().unwrap()?, (0..1000u64).map(|i| i % 256).sum::<u64>());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn split(self) -> Result<(crate::SendHalf, crate::RecvHalf)> {
+        crate::split::shm(self)
     }
 
     /// The wait strategy in use.
@@ -357,7 +414,8 @@ impl ShmTransport {
                 if let Some(res) = self.producer.try_reserve(len)? {
                     return Ok(Some(Got::Space(res)));
                 }
-                let limit = self.max.max(self.producer.max_record());
+                // A sending half has no incoming direction: its receiving half reads.
+                let limit = if self.role == Role::Both { self.max.max(self.producer.max_record()) } else { 0 };
                 while self.inbox_cost < limit && !self.broken {
                     match self.advance()? {
                         Some(Next::Whole(rec)) => {
@@ -387,9 +445,13 @@ impl ShmTransport {
                 }
                 // Closed is read before the final emptiness check: records published before
                 // the close are seen.
-                if self.peer_closed() {
+                if self.peer_done_sending() {
                     if self.consumer.has_data()? {
                         return Ok(Some(Got::Data));
+                    }
+                    if !self.peer_closed() && self.partial_total.is_none() {
+                        // Only its sending half is gone: the peer still reads what we send.
+                        return Err(Error::Disconnected);
                     }
                     return Err(self.peer_gone());
                 }
@@ -402,6 +464,13 @@ impl ShmTransport {
     /// before is visible after).
     fn peer_closed(&self) -> bool {
         header(&self.region).endpoints[1 - self.side].closed.load(Ordering::Acquire) != 0
+    }
+
+    /// Whether the peer will send nothing more: it was dropped, or its sending half was
+    /// (acquire, as [`peer_closed`](Self::peer_closed)).
+    fn peer_done_sending(&self) -> bool {
+        let line = &header(&self.region).endpoints[1 - self.side];
+        line.closed.load(Ordering::Acquire) != 0 || line.done_sending.load(Ordering::Acquire) != 0
     }
 
     /// The error for a peer that is gone with nothing left to read.
@@ -517,6 +586,10 @@ impl Transport for ShmTransport {
     fn ready_fd(&self) -> Result<BorrowedFd<'_>> {
         Ok(self.readiness_fd())
     }
+
+    fn split(self: Box<Self>) -> Result<(crate::SendHalf, crate::RecvHalf)> {
+        crate::split::shm(*self)
+    }
 }
 
 impl AsFd for ShmTransport {
@@ -529,7 +602,14 @@ impl AsFd for ShmTransport {
 
 impl Drop for ShmTransport {
     fn drop(&mut self) {
-        header(&self.region).endpoints[self.side].closed.store(1, Ordering::Release);
+        let line = &header(&self.region).endpoints[self.side];
+        if self.role == Role::Send {
+            line.done_sending.store(1, Ordering::Release);
+        }
+        // The last half of a split endpoint closes it.
+        if self.halves.as_ref().is_none_or(|alive| alive.fetch_sub(1, Ordering::AcqRel) == 1) {
+            line.closed.store(1, Ordering::Release);
+        }
         // The peer may sleep waiting for data (from us) or for space (that we will never
         // free): one bell covers both.
         self.ring_peer();

@@ -45,6 +45,11 @@ impl Doorbells {
         }
     }
 
+    /// An endpoint's eventfd and its peer's.
+    pub(crate) fn from_fds(mine: OwnedFd, peer: OwnedFd) -> Self {
+        Doorbells { mine, peer }
+    }
+
     /// Both eventfds as the creator sees them (mine, the attacher's), to hand to the attacher.
     pub(crate) fn fds(&self) -> [BorrowedFd<'_>; 2] {
         [self.mine.as_fd(), self.peer.as_fd()]
@@ -86,7 +91,11 @@ impl ShmTransport {
         }
         drain(&bells.mine);
         self.my_bell.arm_poll();
-        if self.peer_closed() || !self.peer.alive() {
+        let peer_done = match want {
+            Want::Data => self.peer_done_sending(),
+            Want::Space(_) => self.peer_closed(),
+        };
+        if peer_done || !self.peer.alive() {
             return Ok(true);
         }
         Ok(match want {

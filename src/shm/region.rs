@@ -29,6 +29,11 @@ pub(crate) struct Region {
 // through atomics or through the ring's ownership protocol.
 unsafe impl Send for Region {}
 
+// SAFETY: `&Region` gives out only the pointer and length (and `frozen_bytes`, over a sealed
+// mapping nobody can write). The two halves of a split endpoint share one region, each
+// touching its own ring through its own producer or consumer, the header through atomics.
+unsafe impl Sync for Region {}
+
 impl Region {
     /// Maps all `len` bytes of `fd` shared and read-write, with the page tables filled in
     /// (`MAP_POPULATE`): otherwise the first pass over a ring takes a page fault every 4 KiB,

@@ -122,6 +122,15 @@ impl Producer {
         Ok(Producer { ring, tail, head_cache: tail.wrapping_sub(capacity as u64) })
     }
 
+    /// A copy sharing the ring, for the half of a split endpoint that never produces.
+    ///
+    /// # Safety
+    /// From now on only one of `self` and the copy may be used.
+    pub(crate) unsafe fn alias(&self) -> Self {
+        let Ring { ctl, data, capacity } = self.ring;
+        Producer { ring: Ring { ctl, data, capacity }, tail: self.tail, head_cache: self.head_cache }
+    }
+
     /// The largest payload of one record: a quarter of the ring, so that a writer never waits
     /// for the reader to drain everything.
     pub(crate) fn max_record(&self) -> usize {
@@ -247,6 +256,15 @@ impl Consumer {
             return Err(Error::CorruptSegment("the ring's head is not record-aligned"));
         }
         Ok(Consumer { ring, head, tail_cache: head })
+    }
+
+    /// A copy sharing the ring, for the half of a split endpoint that never consumes.
+    ///
+    /// # Safety
+    /// From now on only one of `self` and the copy may be used.
+    pub(crate) unsafe fn alias(&self) -> Self {
+        let Ring { ctl, data, capacity } = self.ring;
+        Consumer { ring: Ring { ctl, data, capacity }, head: self.head, tail_cache: self.tail_cache }
     }
 
     /// Whether a record has been published that we have not read (reloads the tail).

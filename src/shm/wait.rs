@@ -49,11 +49,13 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> 
     }
 }
 
-/// Wakes the one waiter on `word`, in whichever process it is.
+/// Wakes every waiter on `word`, in whichever process they are: the two halves of a split
+/// endpoint may both sleep on its bell, one for data and one for space, and waking only one
+/// could pick the wrong one.
 pub(crate) fn futex_wake(word: &AtomicU32) {
     // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE does not access memory through it.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1);
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
     }
 }
 
@@ -105,7 +107,7 @@ impl Bell {
     pub(crate) fn prepare(&self) -> Sleep {
         let line = self.line();
         let seq = line.seq.load(Ordering::Acquire);
-        line.sleeping.store(1, Ordering::Relaxed);
+        line.sleeping.fetch_add(1, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         Sleep { bell: *self, seq }
     }
@@ -129,7 +131,10 @@ impl Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        self.bell.line().sleeping.store(0, Ordering::Relaxed);
+        // A counter, not a flag: the other half of a split endpoint may still sleep. The peer
+        // can scribble on it; the worst is a missed or needless wake-up, which `CHECK_EVERY`
+        // bounds.
+        self.bell.line().sleeping.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -263,6 +268,16 @@ impl PeerWatch {
         PeerWatch { readable_when_gone: Some(socket), pid: None }
     }
 
+    /// A second watch of the same peer (a duplicate descriptor), for the other half of a
+    /// split endpoint.
+    pub(crate) fn try_clone(&self) -> std::io::Result<Self> {
+        let readable_when_gone = match &self.readable_when_gone {
+            Some(fd) => Some(fd.try_clone()?),
+            None => None,
+        };
+        Ok(PeerWatch { readable_when_gone, pid: self.pid })
+    }
+
     /// The descriptor that polls readable once the peer is gone, if there is one.
     pub(crate) fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.readable_when_gone.as_ref().map(std::os::fd::AsFd::as_fd)
@@ -278,5 +293,31 @@ impl PeerWatch {
             Some(pid) => nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) != Err(nix::errno::Errno::ESRCH),
             None => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both halves of a split endpoint sleep on one bell: the second announcement must not
+    /// be erased by the first sleeper's wake-up, or the peer would stop ringing for the other.
+    #[test]
+    fn two_sleepers_on_one_bell_are_both_counted() {
+        let line =
+            Box::new(WakeLine { seq: AtomicU32::new(0), sleeping: AtomicU32::new(0), polled: AtomicU32::new(0) });
+        // SAFETY: `line` outlives the bell, which is dropped at the end of this test first.
+        let bell = unsafe { Bell::new(NonNull::from(&*line)) };
+        let first = bell.prepare();
+        let second = bell.prepare();
+        assert_eq!(line.sleeping.load(Ordering::Relaxed), 2);
+        drop(first);
+        assert_eq!(line.sleeping.load(Ordering::Relaxed), 1, "the second sleeper is no longer announced");
+        let before = line.seq.load(Ordering::Relaxed);
+        bell.ring();
+        assert_ne!(line.seq.load(Ordering::Relaxed), before, "a sleeper was announced but the bell did not ring");
+        // Its wait returns at once: the word moved since it announced itself.
+        second.sleep(Duration::from_secs(30)).unwrap();
+        assert_eq!(line.sleeping.load(Ordering::Relaxed), 0);
     }
 }
