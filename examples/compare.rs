@@ -61,6 +61,11 @@ struct Args {
     /// A fast smoke run (two sizes, a tenth of the work)
     #[arg(long)]
     quick: bool,
+
+    /// Measure on a busy machine: N background processes that each compute 3 ms, then sleep
+    /// 0.5 ms, like the jobs of a parallel build (0: none)
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
+    load: u16,
 }
 
 fn parse_transport(s: &str) -> Result<Mechanism, String> {
@@ -117,6 +122,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         settings.duration = d;
     }
     settings.pin = args.pin;
+    settings.load = usize::from(args.load);
     // Fail now, not after minutes of measuring, if the results cannot be written.
     check_writable(&args.out)?;
     let transports = if args.transports.is_empty() { Mechanism::all_transports() } else { args.transports };
@@ -131,6 +137,16 @@ fn run() -> Result<(), Box<dyn Error>> {
     // Each transport and, once per kind, its raw baseline.
     let mechanisms = Mechanism::with_baselines(&transports);
 
+    // Started after the arguments are checked, stopped (killed) when `run` returns.
+    let load = measure::Load::start(settings.load)?;
+    if !load.is_empty() {
+        eprintln!(
+            "under load: {} background processes, each computing {:?} then sleeping {:?}",
+            load.len(),
+            measure::LOAD_BUSY,
+            measure::LOAD_SLEEP
+        );
+    }
     let started = Instant::now();
     let bar = ProgressBar::new((mechanisms.len() * sizes.len()) as u64);
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} [{elapsed}]").expect("valid template"));

@@ -26,6 +26,7 @@
 //! ```
 
 mod link;
+mod load;
 mod mechanism;
 mod peer;
 #[allow(unsafe_code)] // the raw shared-memory baseline maps memory itself
@@ -43,6 +44,7 @@ use crate::process::ChildGuard;
 use crate::transport::{DEFAULT_RING_CAPACITY, Options, Transport};
 use link::Link;
 
+pub use load::{LOAD_BUSY, LOAD_SLEEP, Load};
 pub use mechanism::{Mechanism, parse_count, parse_size, parse_transport};
 pub use peer::BenchPeer;
 pub use report::{Report, human_size};
@@ -105,6 +107,9 @@ pub struct Settings {
     pub pin: Option<(usize, usize)>,
     /// Ring capacity for shm.
     pub ring_capacity: usize,
+    /// Background load processes running meanwhile ([`Load`]; the caller starts them, this
+    /// records it).
+    pub load: usize,
 }
 
 impl Default for Settings {
@@ -117,6 +122,7 @@ impl Default for Settings {
             stream_bytes: 256 << 20,
             pin: None,
             ring_capacity: DEFAULT_RING_CAPACITY,
+            load: 0,
         }
     }
 }
@@ -453,7 +459,11 @@ fn reap(child: ChildGuard) -> Result<()> {
 /// ```
 pub fn serve_if_child() {
     let Ok(spec) = std::env::var(ENV_MEASURE) else { return };
-    let code = match serve(&spec) {
+    let result = match spec.split_once(';') {
+        Some((load::LOAD_MODE, parent)) => load::run(parent),
+        _ => serve(&spec),
+    };
+    let code = match result {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("switchboard measurement child: {e}");
