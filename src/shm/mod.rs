@@ -39,7 +39,7 @@ use nix::sys::epoll::Epoll;
 use ready::Doorbells;
 use region::Region;
 use ring::{Consumer, Producer, Record, Reservation, Tag};
-use wait::{Bell, CHECK_EVERY, PeerWatch, Spin, SpinStep};
+use wait::{Bell, CHECK_EVERY, PeerWatch, Spin, SpinBudget, SpinStep};
 
 use crate::deadline;
 use crate::error::{Error, Result};
@@ -86,6 +86,8 @@ pub struct ShmTransport {
     max: usize,
     strategy: WaitStrategy,
     spin: Duration,
+    /// The adaptive strategy's learned spin budget (at most `spin`).
+    budget: SpinBudget,
     /// The CPUs this endpoint may run on (bit mask, 0 if unknown).
     my_cpus: u64,
     /// The machine has a single CPU online.
@@ -222,6 +224,7 @@ impl ShmTransport {
             max: options.max_message_size,
             strategy: options.wait_strategy,
             spin: options.spin_duration,
+            budget: SpinBudget::new(options.spin_duration),
             my_cpus,
             machine_has_one: wait::online_cpus() == 1,
             partial: Vec::new(),
@@ -488,8 +491,10 @@ impl ShmTransport {
             return Ok(got);
         }
         let peer_cpus = header(&self.region).endpoints[1 - self.side].cpus.load(Ordering::Relaxed);
+        let adaptive = self.strategy == WaitStrategy::Adaptive;
+        let budget = if adaptive { self.budget.get() } else { self.spin };
         let mut spin =
-            Spin::new(self.strategy, self.spin, wait::one_cpu_for_both(self.machine_has_one, self.my_cpus, peer_cpus));
+            Spin::new(self.strategy, budget, wait::one_cpu_for_both(self.machine_has_one, self.my_cpus, peer_cpus));
         loop {
             match spin.step(deadline) {
                 SpinStep::Again => {}
@@ -501,8 +506,14 @@ impl ShmTransport {
                 SpinStep::Sleep => break,
             }
             if let Some(got) = self.poll(want)? {
+                if adaptive {
+                    self.budget.learn(&spin, true);
+                }
                 return Ok(got);
             }
+        }
+        if adaptive {
+            self.budget.learn(&spin, false);
         }
         loop {
             let sleep = self.my_bell.prepare();

@@ -43,6 +43,7 @@ impl ShmTransport {
             max: self.max,
             strategy: self.strategy,
             spin: self.spin,
+            budget: self.budget,
             my_cpus: self.my_cpus,
             machine_has_one: self.machine_has_one,
             partial: mem::take(&mut self.partial),

@@ -148,6 +148,63 @@ pub(crate) struct Spin {
     until: Option<Option<Instant>>,
     next_check: Option<Instant>,
     rounds: u32,
+    /// The last clock read, to notice that the thread was taken off its CPU meanwhile.
+    last_read: Option<Instant>,
+    /// The spin ended because its budget ran out (not the caller's deadline).
+    exhausted: bool,
+    /// Two clock reads 64 rounds apart were [`PREEMPTED_GAP`] apart or more: the scheduler
+    /// ran something else on this CPU while we spun.
+    preempted: bool,
+}
+
+/// A gap between two clock reads of a spin (64 rounds, normally a microsecond or two) that
+/// means the spinner was descheduled: the machine has more runnable threads than CPUs.
+const PREEMPTED_GAP: Duration = Duration::from_micros(20);
+
+/// The adaptive strategy's spin budget, learned from recent waits (as glibc's adaptive
+/// mutexes and parking_lot learn theirs).
+///
+/// Spinning pays when the peer answers while it runs on another CPU; it hurts when the peer
+/// waits for a CPU, because the spinner holds one (on a busy 2-CPU machine, the peer's reply
+/// then waits for the spin to run out, every round trip). So: a spin that succeeds adds
+/// [`SpinBudget::STEP`] to the budget (up to the configured maximum); a spin that runs out
+/// halves it; a spin during which the spinner was descheduled (the machine is oversubscribed)
+/// drops it to the floor. On a quiet machine successes dominate and the budget stays at the
+/// maximum; on a busy one it settles where a spin of a few microseconds catches the replies
+/// that come while both run, and a wait that would not pay is cut short.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SpinBudget {
+    current: Duration,
+    max: Duration,
+}
+
+impl SpinBudget {
+    /// The least budget: enough for a round trip between two running cores (about 0.3 µs
+    /// here), so that the budget can learn to grow again.
+    pub(crate) const FLOOR: Duration = Duration::from_micros(1);
+    /// What each successful spin adds.
+    pub(crate) const STEP: Duration = Duration::from_nanos(500);
+
+    pub(crate) fn new(max: Duration) -> Self {
+        SpinBudget { current: max, max }
+    }
+
+    /// The budget for the next spin.
+    pub(crate) fn get(&self) -> Duration {
+        self.current
+    }
+
+    /// Learns from a spin that ended: `succeeded` if what it waited for came while spinning.
+    pub(crate) fn learn(&mut self, spin: &Spin, succeeded: bool) {
+        let floor = Self::FLOOR.min(self.max);
+        if spin.preempted {
+            self.current = floor;
+        } else if succeeded {
+            self.current = (self.current + Self::STEP).min(self.max);
+        } else if spin.exhausted {
+            self.current = (self.current / 2).max(floor);
+        }
+    }
 }
 
 /// What the spinner says after a round.
@@ -162,7 +219,17 @@ pub(crate) enum SpinStep {
 
 impl Spin {
     pub(crate) fn new(strategy: WaitStrategy, budget: Duration, single_cpu: bool) -> Self {
-        Spin { strategy, budget, yield_cpu: single_cpu, until: None, next_check: None, rounds: 0 }
+        Spin {
+            strategy,
+            budget,
+            yield_cpu: single_cpu,
+            until: None,
+            next_check: None,
+            rounds: 0,
+            last_read: None,
+            exhausted: false,
+            preempted: false,
+        }
     }
 
     /// One spin round.
@@ -183,11 +250,25 @@ impl Spin {
             return SpinStep::Again;
         }
         let now = Instant::now();
+        if let Some(last) = self.last_read.replace(now)
+            && now.saturating_duration_since(last) >= PREEMPTED_GAP
+        {
+            self.preempted = true;
+            if self.strategy == WaitStrategy::Adaptive {
+                // Someone else needed this CPU (perhaps the peer): give it up.
+                self.exhausted = true;
+                return SpinStep::Sleep;
+            }
+        }
         let until = *self.until.get_or_insert_with(|| match self.strategy {
             WaitStrategy::Spin => None,
             _ => Some(now.checked_add(self.budget).unwrap_or(now)),
         });
-        if deadline.is_some_and(|d| now >= d) || until.is_some_and(|u| now >= u) {
+        if deadline.is_some_and(|d| now >= d) {
+            return SpinStep::Sleep;
+        }
+        if until.is_some_and(|u| now >= u) {
+            self.exhausted = true;
             return SpinStep::Sleep;
         }
         let next_check = *self.next_check.get_or_insert(now + CHECK_EVERY);
