@@ -50,7 +50,7 @@ struct Args {
     #[arg(long, value_parser = parse_count)]
     iterations: Option<usize>,
 
-    /// Time budget of each latency measurement in seconds, per trial [default: 0.1; --quick: 0.015]
+    /// Time budget of each latency measurement in seconds, per trial [default: 0.1; --quick: 0.01]
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
 

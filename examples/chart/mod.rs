@@ -16,8 +16,8 @@ use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::prelude::*;
 use switchboard::measure::{Figure, Mechanism, NOISY_SPREAD, Report, human_size};
 
-const WIDTH: u32 = 1600;
-const HEIGHT: u32 = 640;
+const WIDTH: u32 = 1800;
+const HEIGHT: u32 = 680;
 const HEADER: u32 = 64;
 const LEGEND: u32 = 230;
 const FONT: &str = "sans-serif";

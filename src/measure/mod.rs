@@ -153,7 +153,7 @@ impl Default for Settings {
 
 impl Settings {
     /// A smoke-test setting: still 5 trials, each about a tenth of the default work (2,000
-    /// round trips or 15 ms, 2 MiB streams).
+    /// round trips or 10 ms, 1 MiB streams).
     ///
     /// # Examples
     /// ```
@@ -161,15 +161,15 @@ impl Settings {
     ///
     /// let (quick, full) = (Settings::quick(), Settings::default());
     /// assert_eq!(quick.iterations * 10, full.iterations);
-    /// assert_eq!(quick.stream_bytes * 32, full.stream_bytes);
+    /// assert_eq!(quick.stream_bytes * 64, full.stream_bytes);
     /// assert_eq!(quick.trials, full.trials);
     /// ```
     pub fn quick() -> Self {
         Settings {
             warmup: 200,
             iterations: 2000,
-            duration: Duration::from_millis(15),
-            stream_bytes: 2 << 20,
+            duration: Duration::from_millis(10),
+            stream_bytes: 1 << 20,
             ..Settings::default()
         }
     }

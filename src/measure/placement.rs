@@ -7,6 +7,10 @@
 //! times slower) or on two; results split by that are bimodal, and the report says which
 //! trials ran where. The thread sleeps between samples, so it costs the measurement a few
 //! microseconds every few milliseconds.
+//!
+//! The samples weigh wall time, not progress: on a busy machine a spinning pair may spend
+//! most of a run queued on one core and still make most of its round trips in the moments
+//! it has two, so its median round trip says "two cores" while its placement says "one".
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;

@@ -9,8 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 /// A figure whose trials span more than this fraction of its median, (max - min) / median, is
-/// *noisy*: marked `~` in the table and drawn hollow in the chart. Two runs agree within
-/// about half of it on figures that are not noisy.
+/// *noisy*: marked `~` in the table and drawn hollow in the chart. Chosen so that two runs
+/// on a quiet machine should agree within about 15% on figures that are not noisy.
 ///
 /// # Examples
 /// ```
