@@ -142,8 +142,16 @@ impl Report {
         for (label, rows) in
             [("only in this run", only(self, earlier)), ("only in the earlier run", only(earlier, self))]
         {
-            if !rows.is_empty() {
-                let _ = writeln!(out, "{label}: {}", rows.join(", "));
+            // A run of a few transports against a full one leaves many rows out: name a few.
+            const NAMED: usize = 8;
+            match rows.len() {
+                0 => {}
+                n if n <= NAMED => {
+                    let _ = writeln!(out, "{label}: {}", rows.join(", "));
+                }
+                n => {
+                    let _ = writeln!(out, "{label}: {}, and {} more", rows[..NAMED].join(", "), n - NAMED);
+                }
             }
         }
         out
