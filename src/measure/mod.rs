@@ -43,6 +43,7 @@ mod report;
 mod results;
 mod stats;
 mod sys;
+mod table;
 
 use std::process::{Child, Command};
 use std::time::Duration;
