@@ -269,7 +269,8 @@ fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Res
     let (child, mut link) = spawn(mechanism, "latency", size, settings.warmup, settings.iterations, settings)?;
     let sampler = placement::Sampler::start(child.id());
     let child = ChildGuard::with_deadline(child, MEASUREMENT_LIMIT + settings.duration);
-    let ping = link::ping(link.as_mut(), size, settings.warmup, settings.iterations, settings.duration);
+    let ping =
+        link::ping(link.as_mut(), size, settings.warmup, settings.iterations, settings.duration, sampler.progress());
     let latency_placement = sampler.finish();
     drop(link);
     reap(child)?;
@@ -298,7 +299,7 @@ fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Res
     let (child, mut link) = spawn(mechanism, "throughput", size, warmup, count, settings)?;
     let sampler = placement::Sampler::start(child.id());
     let child = ChildGuard::with_deadline(child, MEASUREMENT_LIMIT);
-    let stream = link::drain(link.as_mut(), size, warmup, count);
+    let stream = link::drain(link.as_mut(), size, warmup, count, sampler.progress());
     let throughput_placement = sampler.finish();
     drop(link);
     reap(child)?;

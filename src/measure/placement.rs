@@ -8,10 +8,13 @@
 //! trials ran where. The thread sleeps between samples, so it costs the measurement a few
 //! microseconds every few milliseconds.
 //!
-//! The samples weigh wall time, not progress: on a busy machine a spinning pair may spend
-//! most of a run queued on one core and still make most of its round trips in the moments
-//! it has two, so its median round trip says "two cores" while its placement says "one".
+//! Each sample is weighed by the messages the measuring loop got through since the one before
+//! (a counter the loop stores to): on a busy machine a spinning pair may spend most of a run
+//! queued on one core, making almost no progress there, and make nearly all its round trips
+//! in the moments it has two. Where the work was done is what the figures reflect.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -29,8 +32,11 @@ const EVERY: Duration = Duration::from_millis(4);
 /// ```
 /// use switchboard::measure::{Cores, Placement};
 ///
-/// let p = Placement { samples: 20, same_core: 19, parent_cpus: vec![0], child_cpus: vec![0, 1] };
+/// let p = Placement { samples: 20, same_core: 19, parent_cpus: vec![0], child_cpus: vec![0, 1], ..Placement::default() };
 /// assert_eq!(p.cores(), Cores::One);
+/// // Weighed by progress: the one sample on two cores saw nearly all the messages.
+/// let p = Placement { progress: 1000, same_core_progress: 10, ..p };
+/// assert_eq!(p.cores(), Cores::Two);
 /// assert_eq!(Placement::default().cores(), Cores::Unknown);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +49,13 @@ pub struct Placement {
     pub parent_cpus: Vec<usize>,
     /// Every CPU the child was seen on.
     pub child_cpus: Vec<usize>,
+    /// Messages (round trips, or streamed messages) the measuring loop got through, summed
+    /// over the samples that saw them: each sample counts those since the one before.
+    #[serde(default)]
+    pub progress: u64,
+    /// The part of `progress` seen by samples that found both on the same CPU.
+    #[serde(default)]
+    pub same_core_progress: u64,
 }
 
 /// One core, two cores, or some of each: the class of a [`Placement`].
@@ -56,9 +69,10 @@ pub struct Placement {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Cores {
-    /// Both processes on one core in at least 80% of the samples.
+    /// Both processes on one core for at least 80% of the work (of the samples, where no
+    /// work was counted).
     One,
-    /// On different cores in at least 80% of the samples.
+    /// On different cores for at least 80% of the work.
     Two,
     /// In between: the scheduler moved them during the measurement.
     Moved,
@@ -90,9 +104,14 @@ impl std::fmt::Display for Cores {
 }
 
 impl Placement {
-    /// The class of this placement: 80% of the samples or more decide.
+    /// The class of this placement: where 80% of the work or more was done (of the
+    /// samples, if no work was counted).
     pub fn cores(&self) -> Cores {
-        let (n, same) = (u64::from(self.samples), u64::from(self.same_core));
+        let (n, same) = if self.progress > 0 {
+            (self.progress, self.same_core_progress)
+        } else {
+            (u64::from(self.samples), u64::from(self.same_core))
+        };
         if n == 0 {
             Cores::Unknown
         } else if same * 5 >= n * 4 {
@@ -104,9 +123,13 @@ impl Placement {
         }
     }
 
-    fn record(&mut self, parent: usize, child: usize) {
+    fn record(&mut self, parent: usize, child: usize, progress: u64) {
         self.samples += 1;
         self.same_core += u32::from(parent == child);
+        self.progress += progress;
+        if parent == child {
+            self.same_core_progress += progress;
+        }
         for (cpus, cpu) in [(&mut self.parent_cpus, parent), (&mut self.child_cpus, child)] {
             if let Err(at) = cpus.binary_search(&cpu) {
                 cpus.insert(at, cpu);
@@ -119,6 +142,7 @@ impl Placement {
 pub(crate) struct Sampler {
     stop: mpsc::Sender<()>,
     thread: JoinHandle<Placement>,
+    progress: Arc<AtomicU64>,
 }
 
 impl Sampler {
@@ -127,8 +151,11 @@ impl Sampler {
         let parent = format!("/proc/self/task/{}/stat", nix::unistd::gettid());
         let child = format!("/proc/{child}/stat");
         let (stop, stopped) = mpsc::channel::<()>();
+        let progress = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&progress);
         let thread = std::thread::spawn(move || {
             let mut placement = Placement::default();
+            let mut seen = 0;
             // Not at once: a child that has just been exec'd still sits on its parent's core
             // until the scheduler balances it, which would make every short run "one core".
             let mut wait = FIRST;
@@ -137,14 +164,21 @@ impl Sampler {
                 wait = EVERY;
                 // A process that has been reaped has no stat file: that sample is skipped.
                 if let (Some(p), Some(c)) = (last_cpu(&parent), last_cpu(&child)) {
-                    placement.record(p, c);
+                    let now = counter.load(Ordering::Relaxed);
+                    placement.record(p, c, now.saturating_sub(seen));
+                    seen = now;
                 }
                 if stopping {
                     return placement;
                 }
             }
         });
-        Sampler { stop, thread }
+        Sampler { stop, thread, progress }
+    }
+
+    /// The counter the measuring loop stores its message count to.
+    pub(crate) fn progress(&self) -> &AtomicU64 {
+        &self.progress
     }
 
     /// Stops sampling and returns what it saw (nothing, if the sampler thread died).
@@ -188,6 +222,9 @@ mod tests {
     #[test]
     fn classes_follow_the_share_of_same_core_samples() {
         let with = |samples, same_core| Placement { samples, same_core, ..Placement::default() };
+        // Work decides over samples where it was counted.
+        let busy_apart = Placement { progress: 100, same_core_progress: 1, ..with(10, 9) };
+        assert_eq!(busy_apart.cores(), Cores::Two);
         assert_eq!(with(10, 10).cores(), Cores::One);
         assert_eq!(with(10, 8).cores(), Cores::One);
         assert_eq!(with(10, 7).cores(), Cores::Moved);
@@ -201,9 +238,10 @@ mod tests {
     fn record_keeps_cpu_lists_sorted_and_unique() {
         let mut p = Placement::default();
         for (a, b) in [(1, 0), (0, 0), (1, 1), (1, 0)] {
-            p.record(a, b);
+            p.record(a, b, 10 + a as u64);
         }
         assert_eq!((p.samples, p.same_core), (4, 2));
+        assert_eq!((p.progress, p.same_core_progress), (43, 21));
         assert_eq!((p.parent_cpus, p.child_cpus), (vec![0, 1], vec![0, 1]));
     }
 }

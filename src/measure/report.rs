@@ -226,7 +226,7 @@ pub(super) mod tests {
     use crate::measure::results::{Latency, Throughput, Trial, TrialPlacement};
 
     fn placed(same: bool) -> Placement {
-        Placement { samples: 10, same_core: if same { 10 } else { 0 }, parent_cpus: vec![0], child_cpus: vec![0] }
+        Placement { samples: 10, same_core: if same { 10 } else { 0 }, ..Placement::default() }
     }
 
     pub(in crate::measure) fn trial(trial: usize, p50_ns: u64, mb_per_s: f64, same_core: bool) -> Trial {
