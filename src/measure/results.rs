@@ -127,6 +127,7 @@ pub struct Trial {
 /// use switchboard::measure::Figure;
 ///
 /// assert_eq!(Figure::RttP50.to_string(), "RTT p50");
+/// assert_eq!(Figure::RttP50.key(), "rtt_p50_ns");
 /// assert!(Figure::MbPerSXRaw.is_ratio() && !Figure::MbPerS.is_ratio());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -147,6 +148,18 @@ impl Figure {
     /// Every figure, in table order.
     pub const ALL: [Figure; 5] =
         [Figure::RttP50, Figure::RttP99, Figure::MbPerS, Figure::RttP50XRaw, Figure::MbPerSXRaw];
+
+    /// The figure's name in the CSV and JSON: `rtt_p50_ns`, `rtt_p99_ns`, `mb_per_s`,
+    /// `rtt_p50_x_raw`, `mb_per_s_x_raw` (the fields of [`Spreads`]).
+    pub fn key(self) -> &'static str {
+        match self {
+            Figure::RttP50 => "rtt_p50_ns",
+            Figure::RttP99 => "rtt_p99_ns",
+            Figure::MbPerS => "mb_per_s",
+            Figure::RttP50XRaw => "rtt_p50_x_raw",
+            Figure::MbPerSXRaw => "mb_per_s_x_raw",
+        }
+    }
 
     /// Whether this is a transport / raw-baseline ratio.
     pub fn is_ratio(self) -> bool {

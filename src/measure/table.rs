@@ -19,7 +19,10 @@ impl Report {
         let _ = writeln!(out, "switchboard comparison: {}", self.title());
         let interval = match trials {
             1 => "one trial: no spread".to_string(),
-            n if n < MIN_TRIALS => format!("{n} trials, fewer than {MIN_TRIALS}: the range says little"),
+            n if n < MIN_TRIALS => format!(
+                "only {n} trials, fewer than {MIN_TRIALS}: the range holds the true median just {:.0}% of the time",
+                interval_confidence(n) * 100.0
+            ),
             n => format!(
                 "{n} trials, interleaved; with {n} the range holds the true median {:.0}% of the time",
                 interval_confidence(n) * 100.0
@@ -175,7 +178,7 @@ impl Report {
 
     /// One CSV row per measurement, with a header row: the medians in the columns of earlier
     /// versions, then the number of trials, the min and max of each figure, the noisy
-    /// figures and the placement of each trial.
+    /// figures (their keys, `;`-separated) and the placement of each trial.
     pub fn to_csv(&self) -> String {
         let mut out = String::from(
             "mechanism,kind,raw,size,round_trips,rtt_min_ns,rtt_p50_ns,rtt_p90_ns,rtt_p99_ns,rtt_p999_ns,rtt_max_ns,cpu_ns_per_round_trip,messages,seconds,mb_per_s,msgs_per_s,cpu_ns_per_message,rtt_p50_x_raw,mb_per_s_x_raw,\
@@ -187,7 +190,7 @@ impl Report {
             let get = |f: Figure, pick: fn(&Spread) -> f64, digits: usize| {
                 m.figure(f).map_or(String::new(), |s| format!("{:.*}", digits, pick(&s)))
             };
-            let noisy: Vec<String> = m.noisy().iter().map(|f| f.to_string()).collect();
+            let noisy: Vec<&str> = m.noisy().iter().map(|f| f.key()).collect();
             let (rtt_cores, stream_cores) = m.placement_symbols();
             let _ = write!(
                 out,
@@ -226,7 +229,7 @@ impl Report {
                 get(Figure::RttP50XRaw, |s| s.max, 3),
                 get(Figure::MbPerSXRaw, |s| s.min, 3),
                 get(Figure::MbPerSXRaw, |s| s.max, 3),
-                noisy.join(" "),
+                noisy.join(";"),
                 rtt_cores,
                 stream_cores,
             );
@@ -293,7 +296,7 @@ mod tests {
         let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
         assert_eq!((col("rtt_p50_ns"), col("rtt_p50_min_ns"), col("rtt_p50_max_ns")), ("3000", "1000", "5000"));
         assert_eq!(col("trials"), "5");
-        assert_eq!(col("noisy"), "RTT p50 RTT p99");
+        assert_eq!(col("noisy"), "rtt_p50_ns;rtt_p99_ns");
     }
 
     #[test]
