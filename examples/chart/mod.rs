@@ -258,7 +258,8 @@ impl Ranged for Axis {
     }
 }
 
-/// 1-2-5 ticks between `lo` and `hi`, or only powers of ten when that would be too many.
+/// 1-2-5 ticks between `lo` and `hi`, only powers of ten when that would be too many, every
+/// digit when too few.
 fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     let mut all = Vec::new();
     let mut decade = 10f64.powf(lo.log10().floor());
@@ -273,6 +274,15 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     }
     if all.len() > 9 {
         all.retain(|t| (t.log10() - t.log10().round()).abs() < 1e-9);
+    }
+    if all.len() < 2 {
+        // A narrow range (one mechanism, one size) may hold no 1-2-5 step: use every digit.
+        all.clear();
+        let mut decade = 10f64.powf(lo.log10().floor());
+        while decade <= hi {
+            all.extend((1..10).map(|c| f64::from(c) * decade).filter(|t| *t >= lo && *t <= hi));
+            decade *= 10.0;
+        }
     }
     all
 }
