@@ -2,8 +2,8 @@
 //! mechanism under it, at each message size, each in a real child process.
 //!
 //! ```text
-//! cargo run --release --features measure --example compare                 # the default run, about two minutes
-//! cargo run --release --features measure --example compare -- --quick      # a smoke test, under 15 s
+//! cargo run --release --features measure --example compare                 # the default run, 3-4 minutes on 2 vCPUs
+//! cargo run --release --features measure --example compare -- --quick      # a smoke test, seconds
 //! cargo run --release --features measure --example compare -- --transports unix,shm-spin --sizes 64,64K --pin 0,1
 //! cargo run --release --features measure --example compare -- --baseline earlier/compare.json
 //! ```

@@ -138,7 +138,7 @@ fn one() -> usize {
 
 impl Default for Settings {
     /// Per trial 20,000 round trips or 0.1 s, 64 MiB streams; 5 trials, 4 MiB rings, not
-    /// pinned: the default comparison (10 mechanisms, 6 sizes) takes about two minutes.
+    /// pinned: the default comparison (10 mechanisms, 6 sizes) takes 3-4 minutes on 2 vCPUs.
     fn default() -> Self {
         Settings {
             warmup: 1000,
