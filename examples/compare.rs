@@ -46,7 +46,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', value_parser = parse_size)]
     sizes: Vec<usize>,
 
-    /// Measured round trips per transport and size, at most [default: 20000; --quick: 2000]
+    /// Measured round trips per transport, size and trial, at most [default: 20000; --quick: 2000]
     #[arg(long, value_parser = parse_count)]
     iterations: Option<usize>,
 

@@ -345,3 +345,46 @@ impl Measurement {
         groups
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial(trial: usize, p50_ns: u64, mb_per_s: f64, same_core: bool) -> Trial {
+        let placed = Placement { samples: 4, same_core: if same_core { 4 } else { 0 }, ..Placement::default() };
+        Trial {
+            trial,
+            latency: Latency { p50_ns, p99_ns: 2 * p50_ns, round_trips: 100 + trial as u64, ..Latency::default() },
+            throughput: Throughput { mb_per_s, ..Throughput::default() },
+            placement: TrialPlacement { latency: placed.clone(), throughput: placed },
+        }
+    }
+
+    #[test]
+    fn medians_are_taken_field_by_field() {
+        let trials = vec![trial(1, 300, 5.0, false), trial(2, 100, 9.0, false), trial(3, 200, 1.0, true)];
+        let m = Measurement::from_trials("pipe".parse().unwrap(), 8, trials);
+        assert_eq!((m.latency.p50_ns, m.latency.p99_ns, m.latency.round_trips), (200, 400, 102));
+        assert_eq!(m.throughput.mb_per_s, 5.0);
+        assert_eq!(m.figure(Figure::MbPerS), Some(Spread { median: 5.0, min: 1.0, max: 9.0 }));
+        assert_eq!(m.figure(Figure::RttP50XRaw), None);
+        assert_eq!(m.noisy(), [Figure::RttP50, Figure::RttP99, Figure::MbPerS]);
+    }
+
+    #[test]
+    fn trials_group_by_placement_and_symbols_follow_trial_order() {
+        let trials = vec![trial(1, 300, 5.0, false), trial(2, 100, 9.0, true), trial(3, 200, 1.0, false)];
+        let m = Measurement::from_trials("unix".parse().unwrap(), 64, trials);
+        assert_eq!(m.placement_symbols(), ("212".to_string(), "212".to_string()));
+        assert_eq!(m.by_placement(Figure::MbPerS), [(Cores::One, vec![9.0]), (Cores::Two, vec![5.0, 1.0])]);
+    }
+
+    #[test]
+    fn a_measurement_without_trials_reads_its_medians_as_points() {
+        let mut m = Measurement::from_trials("tcp".parse().unwrap(), 64, vec![trial(1, 500, 2.0, false)]);
+        m.trials.clear();
+        m.spread = Spreads::default();
+        assert_eq!(m.figure(Figure::RttP99), Some(Spread::point(1000.0)));
+        assert!(m.noisy().is_empty());
+    }
+}
