@@ -255,6 +255,14 @@ pub(super) mod tests {
         assert_eq!(m.figure(Figure::MbPerSXRaw), Some(Spread::point(0.5)));
         assert!(m.figure(Figure::RttP50).unwrap().is_noisy());
         assert!(!m.noisy().contains(&Figure::RttP50XRaw));
+        // The median of the paired ratios, not the ratio of the medians (200 / 150).
+        let t = vec![trial(1, 100, 1.0, false), trial(2, 300, 1.0, false), trial(3, 200, 1.0, false)];
+        let r = vec![trial(1, 100, 1.0, false), trial(2, 150, 1.0, false), trial(3, 400, 1.0, false)];
+        let mut other = Report::new(Settings::quick());
+        other.push(measurement("pipe", 8, t));
+        other.push(measurement("raw-pipe", 8, r));
+        let ratio = other.measurements[0].figure(Figure::RttP50XRaw);
+        assert_eq!(ratio, Some(Spread { median: 1.0, min: 0.5, max: 2.0 }));
         // A raw baseline has no ratio of its own.
         assert_eq!(report.measurements[1].figure(Figure::RttP50XRaw), None);
     }
