@@ -215,16 +215,29 @@ pub fn measure_trials(
     settings: &Settings,
     mut progress: impl FnMut(Mechanism, usize),
 ) -> Result<Vec<Measurement>> {
-    let mut trials: Vec<Vec<Trial>> = vec![Vec::new(); mechanisms.len()];
-    for trial in 1..=settings.trials.max(1) {
-        for (i, &m) in mechanisms.iter().enumerate() {
-            progress(m, trial);
-            let mut t = measure(m, size, settings)?;
-            t.trial = trial;
-            trials[i].push(t);
+    let trials = interleaved(mechanisms, settings.trials, |m, trial| {
+        progress(m, trial);
+        let mut t = measure(m, size, settings)?;
+        t.trial = trial;
+        Ok(t)
+    })?;
+    Ok(mechanisms.iter().zip(trials).map(|(&m, t)| Measurement::from_trials(m, size, t)).collect())
+}
+
+/// Runs `run(item, trial)` for trial 1 of every item in order, then trial 2, ... (at least
+/// one trial); returns each item's results in trial order.
+fn interleaved<M: Copy, T>(
+    items: &[M],
+    trials: usize,
+    mut run: impl FnMut(M, usize) -> Result<T>,
+) -> Result<Vec<Vec<T>>> {
+    let mut out: Vec<Vec<T>> = items.iter().map(|_| Vec::new()).collect();
+    for trial in 1..=trials.max(1) {
+        for (i, &item) in items.iter().enumerate() {
+            out[i].push(run(item, trial)?);
         }
     }
-    Ok(mechanisms.iter().zip(trials).map(|(&m, t)| Measurement::from_trials(m, size, t)).collect())
+    Ok(out)
 }
 
 /// Measures one trial of `mechanism` at `size` bytes: a round-trip run and a stream run,
@@ -512,5 +525,33 @@ pub fn echo_until_disconnected(t: &mut dyn Transport) -> Result<()> {
             Err(Error::Disconnected) => return Ok(()),
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trials_interleave_every_mechanism_before_the_next_trial() {
+        let mut order = Vec::new();
+        let results = interleaved(&["tcp", "raw-tcp", "pipe"], 2, |m, trial| {
+            order.push(format!("{m}#{trial}"));
+            Ok(trial * 10)
+        })
+        .unwrap();
+        assert_eq!(order, ["tcp#1", "raw-tcp#1", "pipe#1", "tcp#2", "raw-tcp#2", "pipe#2"]);
+        assert_eq!(results, [[10, 20], [10, 20], [10, 20]]);
+    }
+
+    #[test]
+    fn the_first_error_stops_the_run() {
+        let mut runs = 0;
+        let result = interleaved(&[1, 2], 5, |m, trial| {
+            runs += 1;
+            if m == 2 && trial == 2 { Err(Error::Timeout) } else { Ok(()) }
+        });
+        assert!(matches!(result, Err(Error::Timeout)));
+        assert_eq!(runs, 4);
     }
 }
