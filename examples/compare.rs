@@ -2,13 +2,17 @@
 //! mechanism under it, at each message size, each in a real child process.
 //!
 //! ```text
-//! cargo run --release --features measure --example compare                 # the default run, under a minute
-//! cargo run --release --features measure --example compare -- --quick      # a smoke test, under 10 s
+//! cargo run --release --features measure --example compare                 # the default run, 3-4 minutes on 2 vCPUs
+//! cargo run --release --features measure --example compare -- --quick      # a smoke test, seconds
 //! cargo run --release --features measure --example compare -- --transports unix,shm-spin --sizes 64,64K --pin 0,1
+//! cargo run --release --features measure --example compare -- --baseline earlier/compare.json
 //! ```
-//! Prints a table and one verdict per size, and writes `compare.json`, `compare.csv` and
-//! `compare.svg` to `--out` (default `target/switchboard/`).
+//! Every figure is the median of 5 or more interleaved trials, shown with its range. Prints a
+//! table and one verdict per size (and with `--baseline`, the change of every figure since an
+//! earlier run), and writes `compare.json`, `compare.csv` and `compare.svg` to `--out`
+//! (default `target/switchboard/`).
 
+mod chart;
 mod common;
 
 use std::error::Error;
@@ -19,15 +23,15 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use plotters::prelude::*;
-use switchboard::measure::{self, Mechanism, Report, Settings, human_size};
+use switchboard::measure::{self, MIN_TRIALS, Mechanism, Report, Settings, human_size};
 
 /// Compare switchboard's transports side by side, each against its raw mechanism.
 ///
 /// Measures round-trip latency and one-way throughput of each transport (shm in each wait
 /// strategy) and of the raw mechanism under it (plain syscalls, no framing), at each message
-/// size, each time with a fresh child process. Prints a table and one verdict per size, and
-/// writes compare.json, compare.csv and compare.svg to --out.
+/// size, each time with a fresh child process, in 5 or more interleaved trials (each
+/// mechanism once, then again). Prints each figure's median and range over the trials and
+/// one verdict per size, and writes compare.json, compare.csv and compare.svg to --out.
 #[derive(Parser, Debug)]
 #[command(name = "compare", version)]
 struct Args {
@@ -42,11 +46,11 @@ struct Args {
     #[arg(long, value_delimiter = ',', value_parser = parse_size)]
     sizes: Vec<usize>,
 
-    /// Measured round trips per transport and size, at most [default: 20000; --quick: 2000]
+    /// Measured round trips per transport, size and trial, at most [default: 20000; --quick: 2000]
     #[arg(long, value_parser = parse_count)]
     iterations: Option<usize>,
 
-    /// Time budget of each latency measurement in seconds [default: 0.3; --quick: 0.04]
+    /// Time budget of each latency measurement in seconds, per trial [default: 0.1; --quick: 0.01]
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
 
@@ -58,7 +62,17 @@ struct Args {
     #[arg(long, default_value = "target/switchboard")]
     out: PathBuf,
 
-    /// A fast smoke run (two sizes, a tenth of the work)
+    /// Trials of every mechanism at every size, interleaved; at least 5, fewer only with
+    /// --quick [default: 5]
+    #[arg(long, value_parser = parse_trials)]
+    trials: Option<usize>,
+
+    /// An earlier run's compare.json: print the change of every figure since then, marking
+    /// changes beyond both runs' spreads
+    #[arg(long, value_name = "JSON")]
+    baseline: Option<PathBuf>,
+
+    /// A fast smoke run (two sizes, a tenth of the work per trial)
     #[arg(long)]
     quick: bool,
 
@@ -85,6 +99,14 @@ fn parse_size(s: &str) -> Result<usize, String> {
     Ok(size)
 }
 
+fn parse_trials(s: &str) -> Result<usize, String> {
+    let n = measure::parse_count(s).map_err(common::reason)?;
+    if n > 1000 {
+        return Err("at most 1000".into());
+    }
+    Ok(n)
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let seconds: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
     // Written so that NaN fails too.
@@ -106,20 +128,41 @@ fn parse_pin(s: &str) -> Result<(usize, usize), String> {
 }
 
 fn main() -> ExitCode {
-    common::exit_code(run())
-}
-
-fn run() -> Result<(), Box<dyn Error>> {
     // This binary is also the measurement child.
     measure::serve_if_child();
     let args = Args::parse();
+    // Read the earlier run before minutes of measuring; a bad file is a usage error.
+    let baseline = match args.baseline.as_deref().map(read_baseline).transpose() {
+        Ok(baseline) => baseline,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    common::exit_code(run(args, baseline))
+}
 
+fn read_baseline(path: &Path) -> Result<Report, String> {
+    let json = std::fs::read_to_string(path).map_err(|e| format!("--baseline {}: {e}", path.display()))?;
+    Report::from_json(&json).map_err(|e| format!("--baseline {}: {}", path.display(), common::reason(e)))
+}
+
+fn run(args: Args, baseline: Option<Report>) -> Result<(), Box<dyn Error>> {
     let mut settings = if args.quick { Settings::quick() } else { Settings::default() };
     if let Some(n) = args.iterations {
         settings.iterations = n;
     }
     if let Some(d) = args.duration {
         settings.duration = d;
+    }
+    if let Some(n) = args.trials {
+        if n < MIN_TRIALS && !args.quick {
+            return Err(format!(
+                "--trials {n}: at least {MIN_TRIALS}, the fewest whose range means something (--quick allows fewer)"
+            )
+            .into());
+        }
+        settings.trials = n;
     }
     settings.pin = args.pin;
     settings.load = usize::from(args.load);
@@ -134,7 +177,8 @@ fn run() -> Result<(), Box<dyn Error>> {
         vec![8, 64, 1 << 10, 16 << 10, 64 << 10, 1 << 20]
     };
 
-    // Each transport and, once per kind, its raw baseline.
+    // Each transport and, once per kind, its raw baseline right after it: the two runs of a
+    // trial whose ratio is taken are moments apart.
     let mechanisms = Mechanism::with_baselines(&transports);
 
     // Started after the arguments are checked, stopped (killed) when `run` returns.
@@ -148,15 +192,25 @@ fn run() -> Result<(), Box<dyn Error>> {
         );
     }
     let started = Instant::now();
-    let bar = ProgressBar::new((mechanisms.len() * sizes.len()) as u64);
+    let bar = ProgressBar::new((mechanisms.len() * sizes.len() * settings.trials) as u64);
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} [{elapsed}]").expect("valid template"));
     let mut report = Report::new(settings.clone());
     for &size in &sizes {
-        for &m in &mechanisms {
-            bar.set_message(format!("{m} {}", human_size(size)));
-            let result = measure::measure(m, size, &settings).map_err(|e| format!("{m} at {size} B: {e}"))?;
-            report.measurements.push(result);
-            bar.inc(1);
+        let mut current = None;
+        let measured = measure::measure_trials(&mechanisms, size, &settings, |m, trial| {
+            if current.is_some() {
+                bar.inc(1);
+            }
+            current = Some((m, trial));
+            bar.set_message(format!("{m} {} trial {trial}/{}", human_size(size), settings.trials));
+        });
+        let measured = measured.map_err(|e| match current {
+            Some((m, trial)) => format!("{m} at {size} B, trial {trial}: {e}"),
+            None => format!("at {size} B: {e}"),
+        })?;
+        bar.inc(1);
+        for m in measured {
+            report.push(m);
         }
         report.memcpy_mb_per_s.push((size, measure::memcpy_mb_per_s(size, settings.duration / 3)));
     }
@@ -164,13 +218,13 @@ fn run() -> Result<(), Box<dyn Error>> {
 
     // Stdout may be closed (`| head`), but the files are the results: write them regardless.
     let mut out = io::stdout().lock();
-    let printed = print_results(&mut out, &report);
+    let printed = print_results(&mut out, &report, baseline.as_ref().map(|b| (b, args.baseline.as_deref())));
     let json = args.out.join("compare.json");
     let csv = args.out.join("compare.csv");
     let svg = args.out.join("compare.svg");
     std::fs::write(&json, report.to_json()).map_err(|e| format!("writing {}: {e}", json.display()))?;
     std::fs::write(&csv, report.to_csv()).map_err(|e| format!("writing {}: {e}", csv.display()))?;
-    draw(&report, &svg).map_err(|e| format!("drawing {}: {e}", svg.display()))?;
+    chart::draw(&report, &svg).map_err(|e| format!("drawing {}: {e}", svg.display()))?;
     printed?;
     writeln!(
         out,
@@ -183,11 +237,16 @@ fn run() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// The table, then one verdict per size.
-fn print_results(out: &mut impl Write, report: &Report) -> io::Result<()> {
+/// The table, then one verdict per size, then the changes since the baseline run if there
+/// is one.
+fn print_results(out: &mut impl Write, report: &Report, baseline: Option<(&Report, Option<&Path>)>) -> io::Result<()> {
     writeln!(out, "{}", report.table())?;
     for line in report.verdicts() {
         writeln!(out, "{line}")?;
+    }
+    if let Some((earlier, path)) = baseline {
+        let source = path.map_or("the baseline".to_string(), |p| p.display().to_string());
+        writeln!(out, "\n{}", report.changes_since(earlier, &source))?;
     }
     Ok(())
 }
@@ -199,78 +258,5 @@ fn check_writable(dir: &Path) -> Result<(), String> {
     let probe = dir.join(format!(".switchboard-write-test-{}", std::process::id()));
     std::fs::write(&probe, b"").map_err(fail)?;
     let _ = std::fs::remove_file(&probe);
-    Ok(())
-}
-
-/// Two log-log panels: median round trip by size, and throughput by size, one line per
-/// mechanism (raw baselines thin).
-fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn Error>> {
-    let root = SVGBackend::new(path, (1400, 600)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(700);
-    let mut names: Vec<&str> = Vec::new();
-    for m in &report.measurements {
-        if !names.contains(&m.mechanism.as_str()) {
-            names.push(&m.mechanism);
-        }
-    }
-    let sizes: Vec<usize> = report.measurements.iter().map(|m| m.size).collect();
-    let (smin, smax) = (*sizes.iter().min().unwrap_or(&1) as f64, *sizes.iter().max().unwrap_or(&2) as f64);
-    let xr = (smin / 1.5)..(smax * 1.5);
-    type Pick = fn(&measure::Measurement) -> f64;
-    type Panel<'a, 'b> = (
-        &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
-        &'static str,
-        &'static str,
-        Pick,
-        SeriesLabelPosition,
-    );
-    // Legends where the curves are not: latency rises to the right, throughput too.
-    let panels: [Panel; 2] = [
-        (
-            &left,
-            "median round trip by message size",
-            "µs (log)",
-            |m| m.latency.p50_ns as f64 / 1e3,
-            SeriesLabelPosition::UpperLeft,
-        ),
-        (
-            &right,
-            "one-way throughput by message size",
-            "MB/s (log)",
-            |m| m.throughput.mb_per_s,
-            SeriesLabelPosition::LowerRight,
-        ),
-    ];
-    for (area, title, ylabel, pick, legend) in panels {
-        let values: Vec<f64> = report.measurements.iter().map(pick).filter(|v| *v > 0.0).collect();
-        let (ymin, ymax) = values.iter().fold((f64::MAX, 0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-        let mut chart = ChartBuilder::on(area)
-            .caption(title, ("sans-serif", 20))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(xr.clone().log_scale(), ((ymin / 1.5).max(1e-3)..ymax * 1.5).log_scale())?;
-        chart
-            .configure_mesh()
-            .x_desc("message size (bytes, log)")
-            .y_desc(ylabel)
-            .x_label_formatter(&|x| human_size(*x as usize))
-            .draw()?;
-        for (i, name) in names.iter().enumerate() {
-            let raw = name.starts_with("raw-");
-            let color = Palette99::pick(i).to_rgba();
-            let style = if raw { color.stroke_width(1) } else { color.stroke_width(3) };
-            let points: Vec<(f64, f64)> =
-                report.measurements.iter().filter(|m| m.mechanism == *name).map(|m| (m.size as f64, pick(m))).collect();
-            chart
-                .draw_series(LineSeries::new(points.clone(), style))?
-                .label(name.to_string())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-            chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
-        }
-        chart.configure_series_labels().position(legend).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
-    }
-    root.present()?;
     Ok(())
 }

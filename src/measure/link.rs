@@ -6,6 +6,7 @@
 //! to stop (after its iteration count or its time budget). At the end the child sends a
 //! 16-byte report: its CPU time during the measured part, and how many messages it handled.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -89,13 +90,16 @@ pub(crate) struct PingResult {
 }
 
 /// Pings `warmup` times unmeasured, then up to `iterations` times measured, stopping early
-/// once `budget` has passed (but never before 100 measured round trips).
+/// once `budget` has passed (but never before 100 measured round trips). `progress` counts
+/// the round trips made, for the placement sampler (a plain store: no locked instruction in
+/// the loop).
 pub(crate) fn ping(
     link: &mut dyn Link,
     size: usize,
     warmup: usize,
     iterations: usize,
     budget: Duration,
+    progress: &AtomicU64,
 ) -> Result<PingResult> {
     assert!(size >= 1, "the harness needs messages of at least 1 byte");
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid bounds");
@@ -119,6 +123,7 @@ pub(crate) fn ping(
             histogram.saturating_record(dt.as_nanos().max(1) as u64);
         }
         seq += 1;
+        progress.store(seq, Ordering::Relaxed);
         if seq as usize == warmup {
             cpu0 = thread_cpu()?;
             started = Instant::now();
@@ -160,8 +165,15 @@ pub(crate) struct StreamResult {
     pub(crate) child: ChildReport,
 }
 
-/// Receives `warmup + count` messages, checking each, timing the last `count`.
-pub(crate) fn drain(link: &mut dyn Link, size: usize, warmup: usize, count: usize) -> Result<StreamResult> {
+/// Receives `warmup + count` messages, checking each, timing the last `count`; `progress`
+/// counts them as [`ping`]'s does.
+pub(crate) fn drain(
+    link: &mut dyn Link,
+    size: usize,
+    warmup: usize,
+    count: usize,
+    progress: &AtomicU64,
+) -> Result<StreamResult> {
     let mut buf = Vec::with_capacity(size);
     let mut cpu0 = thread_cpu()?;
     let mut t0 = Instant::now();
@@ -172,6 +184,7 @@ pub(crate) fn drain(link: &mut dyn Link, size: usize, warmup: usize, count: usiz
         }
         link.recv(&mut buf, size)?;
         check_stamp(&buf, seq)?;
+        progress.store(seq + 1, Ordering::Relaxed);
     }
     let elapsed = t0.elapsed();
     let parent_cpu = thread_cpu()? - cpu0;

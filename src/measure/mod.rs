@@ -1,6 +1,6 @@
 //! The benchmark harness: round-trip latency, one-way throughput and CPU cost of each
 //! transport between a parent and a real child process, beside a raw baseline of the same
-//! mechanism measured in the same run.
+//! mechanism measured in the same run, in repeated interleaved trials.
 //!
 //! Round trips are recorded one by one in an HDR histogram (Gil Tene's HdrHistogram, via the
 //! `hdrhistogram` crate) and reported as round trips, never halved into "one-way latency".
@@ -8,6 +8,13 @@
 //! `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` of the measuring thread in each process (see
 //! `sys.rs` for why not `getrusage(2)`), so that a spinning transport shows
 //! what its low latency costs.
+//!
+//! One trial is noise; [`measure_trials`] repeats each mechanism [`Settings::trials`] times,
+//! interleaved (every mechanism once, then again), so that a slow minute of the host hits
+//! every mechanism alike, and reports the median and the spread of each figure. A transport's
+//! ratio to its raw baseline is taken trial by trial ([`paired_ratios`]) before the median.
+//! Each run records where the two processes ran (`placement.rs`): one core or two is the
+//! usual reason for trials that disagree.
 //!
 //! The binary that runs the harness is also the child: call [`serve_if_child`] first thing in
 //! `main`.
@@ -20,34 +27,43 @@
 //!
 //! measure::serve_if_child(); // in the child, this serves and exits
 //! let settings = Settings::quick();
-//! let m = measure::measure(Mechanism::transport(Kind::Unix), 64, &settings)?;
-//! println!("unix 64 B: p50 round trip {} ns", m.latency.p50_ns);
+//! let t = measure::measure(Mechanism::transport(Kind::Unix), 64, &settings)?;
+//! println!("unix 64 B: p50 round trip {} ns", t.latency.p50_ns);
 //! # Ok::<(), switchboard::Error>(())
 //! ```
 
+mod baseline;
 mod link;
 mod load;
 mod mechanism;
 mod peer;
+mod placement;
 #[allow(unsafe_code)] // the raw shared-memory baseline maps memory itself
 mod raw;
 mod report;
+mod results;
+mod stats;
 mod sys;
+mod table;
 
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::process::ChildGuard;
 use crate::transport::{DEFAULT_RING_CAPACITY, Options, Transport};
 use link::Link;
 
+pub use baseline::{Change, compare_runs};
 pub use load::{LOAD_BUSY, LOAD_SLEEP, Load};
 pub use mechanism::{Mechanism, parse_count, parse_size, parse_transport};
 pub use peer::BenchPeer;
+pub use placement::{Cores, Placement};
 pub use report::{Report, human_size};
+pub use results::{Figure, Latency, Measurement, Spreads, Throughput, Trial, TrialPlacement};
+pub use stats::{NOISY_SPREAD, Spread, paired_ratios};
 pub use sys::{cpu_count, cpu_model, process_cpu};
 
 /// What the child should do, in the environment: `latency|throughput;MECHANISM;SIZE;WARMUP;COUNT`.
@@ -79,6 +95,10 @@ pub const ENV_MEASURE: &str = "SWITCHBOARD_MEASURE";
 /// ```
 pub const ENV_MEASURE_PIN: &str = "SWITCHBOARD_MEASURE_PIN";
 
+/// The fewest trials a comparison reports a spread for: the range of 5 trials is a 94%
+/// confidence interval for the median (see [`Spread`]).
+pub const MIN_TRIALS: usize = 5;
+
 /// How much to measure.
 ///
 /// # Examples
@@ -90,9 +110,10 @@ pub const ENV_MEASURE_PIN: &str = "SWITCHBOARD_MEASURE_PIN";
 /// // for each latency run.
 /// let settings = Settings { pin: Some((0, 1)), duration: Duration::from_millis(10), ..Settings::quick() };
 /// assert_eq!(settings.iterations, 2000);
+/// assert_eq!(settings.trials, 5);
 /// assert_eq!(settings.ring_capacity, switchboard::DEFAULT_RING_CAPACITY);
 /// ```
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     /// Unmeasured round trips (and streamed messages) first.
     pub warmup: usize,
@@ -101,35 +122,46 @@ pub struct Settings {
     /// Time budget of each latency measurement (it stops at `iterations` or here, whichever
     /// comes first, after at least 100 round trips).
     pub duration: Duration,
-    /// Bytes streamed in each throughput measurement (between 200 and 200,000 messages).
+    /// Bytes streamed in each throughput measurement (between 64 and 50,000 messages).
     pub stream_bytes: usize,
     /// Cores for (parent, child), or `None` to let the scheduler place them.
     pub pin: Option<(usize, usize)>,
     /// Ring capacity for shm.
     pub ring_capacity: usize,
+    /// Trials of each mechanism at each size in [`measure_trials`] (a report written before
+    /// trials were repeated reads as 1).
+    #[serde(default = "one")]
+    pub trials: usize,
     /// Background load processes running meanwhile ([`Load`]; the caller starts them, this
     /// records it).
+    #[serde(default)]
     pub load: usize,
 }
 
+fn one() -> usize {
+    1
+}
+
 impl Default for Settings {
-    /// 20,000 round trips or 0.3 s, 256 MiB streams, 4 MiB rings, not pinned.
+    /// Per trial 20,000 round trips or 0.1 s, 64 MiB streams; 5 trials, 4 MiB rings, not
+    /// pinned: the default comparison (10 mechanisms, 6 sizes) takes 3-4 minutes on 2 vCPUs.
     fn default() -> Self {
         Settings {
             warmup: 1000,
             iterations: 20_000,
-            duration: Duration::from_millis(300),
-            stream_bytes: 256 << 20,
+            duration: Duration::from_millis(100),
+            stream_bytes: 64 << 20,
             pin: None,
             ring_capacity: DEFAULT_RING_CAPACITY,
+            trials: MIN_TRIALS,
             load: 0,
         }
     }
 }
 
 impl Settings {
-    /// A smoke-test setting: about a tenth of the default work (2,000 round trips or 40 ms,
-    /// 16 MiB streams).
+    /// A smoke-test setting: still 5 trials, each about a tenth of the default work (2,000
+    /// round trips or 10 ms, 1 MiB streams).
     ///
     /// # Examples
     /// ```
@@ -137,146 +169,87 @@ impl Settings {
     ///
     /// let (quick, full) = (Settings::quick(), Settings::default());
     /// assert_eq!(quick.iterations * 10, full.iterations);
-    /// assert_eq!(quick.stream_bytes * 16, full.stream_bytes);
+    /// assert_eq!(quick.stream_bytes * 64, full.stream_bytes);
+    /// assert_eq!(quick.trials, full.trials);
     /// ```
     pub fn quick() -> Self {
         Settings {
             warmup: 200,
             iterations: 2000,
-            duration: Duration::from_millis(40),
-            stream_bytes: 16 << 20,
+            duration: Duration::from_millis(10),
+            stream_bytes: 1 << 20,
             ..Settings::default()
         }
     }
 
     fn stream_count(&self, size: usize) -> usize {
-        (self.stream_bytes / size.max(1)).clamp(200, 200_000)
+        (self.stream_bytes / size.max(1)).clamp(64, 50_000)
     }
 }
 
-/// Round-trip latency of one mechanism at one size.
+/// Measures `mechanisms` at `size` bytes, [`Settings::trials`] times each, interleaved: trial
+/// 1 of every mechanism in order, then trial 2, and so on, each run with a fresh child
+/// process. `progress` is called before each run with the mechanism and the trial number.
 ///
-/// Every figure is a whole round trip (parent to child and back), never halved into a
-/// one-way latency.
+/// Pass each transport followed by its raw baseline
+/// ([`Mechanism::with_baselines`]) so that the two runs of one trial are moments apart.
 ///
-/// # Examples
-/// [`measure`] fills it in; here it is written by hand.
-/// ```
-/// use switchboard::measure::Latency;
+/// # Errors
+/// The first error of any run, as [`measure`] returns it.
 ///
-/// let latency = Latency {
-///     round_trips: 2000,
-///     min_ns: 610,
-///     p50_ns: 700,
-///     p90_ns: 820,
-///     p99_ns: 14_900,
-///     p999_ns: 40_000,
-///     max_ns: 90_000,
-///     cpu_ns_per_round_trip: 2_100.0,
-/// };
-/// let tail = latency.p99_ns as f64 / latency.p50_ns as f64;
-/// println!("median {:.2} µs, p99 {tail:.0}x the median", latency.p50_ns as f64 / 1e3);
-/// // 2.1 µs of CPU per 0.7 µs round trip: both processes were busy all the time (spinning).
-/// assert!(latency.cpu_ns_per_round_trip > 2.0 * latency.p50_ns as f64);
-/// ```
-#[derive(Debug, Clone, Serialize)]
-pub struct Latency {
-    /// Measured round trips.
-    pub round_trips: u64,
-    /// Fastest round trip, ns.
-    pub min_ns: u64,
-    /// Median round trip, ns.
-    pub p50_ns: u64,
-    /// 90th percentile, ns.
-    pub p90_ns: u64,
-    /// 99th percentile, ns.
-    pub p99_ns: u64,
-    /// 99.9th percentile, ns.
-    pub p999_ns: u64,
-    /// Slowest round trip, ns.
-    pub max_ns: u64,
-    /// CPU time of both processes per round trip, ns.
-    pub cpu_ns_per_round_trip: f64,
-}
-
-/// One-way throughput of one mechanism at one size.
+/// # Panics
+/// If `size` is 0.
 ///
 /// # Examples
-/// [`measure`] fills it in; here it is written by hand, for 64-byte messages.
-/// ```
-/// use switchboard::measure::Throughput;
+/// Not run as a doctest: each run starts this program again as its child process.
+/// ```no_run
+/// use switchboard::Kind;
+/// use switchboard::measure::{self, Mechanism, Report, Settings};
 ///
-/// let throughput = Throughput {
-///     messages: 200_000,
-///     seconds: 0.5,
-///     mb_per_s: 25.6,
-///     msgs_per_s: 400_000.0,
-///     cpu_ns_per_message: 2_300.0,
-/// };
-/// assert_eq!(throughput.msgs_per_s, throughput.messages as f64 / throughput.seconds);
-/// assert_eq!(throughput.mb_per_s, throughput.msgs_per_s * 64.0 / 1e6);
+/// measure::serve_if_child();
+/// let settings = Settings::quick();
+/// let mechanisms = Mechanism::with_baselines(&[Mechanism::transport(Kind::Pipe)]);
+/// let mut report = Report::new(settings.clone());
+/// for m in measure::measure_trials(&mechanisms, 1024, &settings, |m, trial| eprintln!("{m} #{trial}"))? {
+///     report.push(m);
+/// }
+/// print!("{}", report.table());
+/// # Ok::<(), switchboard::Error>(())
 /// ```
-#[derive(Debug, Clone, Serialize)]
-pub struct Throughput {
-    /// Messages received and checked.
-    pub messages: u64,
-    /// Seconds the measured part took.
-    pub seconds: f64,
-    /// Payload megabytes (10^6) per second.
-    pub mb_per_s: f64,
-    /// Messages per second.
-    pub msgs_per_s: f64,
-    /// CPU time of both processes per message, ns.
-    pub cpu_ns_per_message: f64,
+pub fn measure_trials(
+    mechanisms: &[Mechanism],
+    size: usize,
+    settings: &Settings,
+    mut progress: impl FnMut(Mechanism, usize),
+) -> Result<Vec<Measurement>> {
+    let trials = interleaved(mechanisms, settings.trials, |m, trial| {
+        progress(m, trial);
+        let mut t = measure(m, size, settings)?;
+        t.trial = trial;
+        Ok(t)
+    })?;
+    Ok(mechanisms.iter().zip(trials).map(|(&m, t)| Measurement::from_trials(m, size, t)).collect())
 }
 
-/// Everything measured for one mechanism at one size.
-///
-/// # Examples
-/// [`measure`] returns one; here it is written by hand and given to a [`Report`].
-/// ```
-/// use switchboard::measure::{Latency, Measurement, Report, Settings, Throughput};
-///
-/// let latency = Latency {
-///     round_trips: 2000,
-///     min_ns: 610,
-///     p50_ns: 700,
-///     p90_ns: 820,
-///     p99_ns: 14_900,
-///     p999_ns: 40_000,
-///     max_ns: 90_000,
-///     cpu_ns_per_round_trip: 2_100.0,
-/// };
-/// let throughput = Throughput {
-///     messages: 200_000,
-///     seconds: 0.5,
-///     mb_per_s: 25.6,
-///     msgs_per_s: 400_000.0,
-///     cpu_ns_per_message: 2_300.0,
-/// };
-/// let m = Measurement { mechanism: "pipe".into(), kind: "pipe".into(), raw: false, size: 64, latency, throughput };
-/// let mut report = Report::new(Settings::quick());
-/// report.measurements.push(m);
-/// assert_eq!(report.to_csv().lines().count(), 2); // the header and one row
-/// ```
-#[derive(Debug, Clone, Serialize)]
-pub struct Measurement {
-    /// `tcp`, `shm-spin`, `raw-pipe`, ...
-    pub mechanism: String,
-    /// The transport kind underneath.
-    pub kind: String,
-    /// Whether this is a raw baseline.
-    pub raw: bool,
-    /// Message size in bytes.
-    pub size: usize,
-    /// Round trips.
-    pub latency: Latency,
-    /// One-way stream.
-    pub throughput: Throughput,
+/// Runs `run(item, trial)` for trial 1 of every item in order, then trial 2, ... (at least
+/// one trial); returns each item's results in trial order.
+fn interleaved<M: Copy, T>(
+    items: &[M],
+    trials: usize,
+    mut run: impl FnMut(M, usize) -> Result<T>,
+) -> Result<Vec<Vec<T>>> {
+    let mut out: Vec<Vec<T>> = items.iter().map(|_| Vec::new()).collect();
+    for trial in 1..=trials.max(1) {
+        for (i, &item) in items.iter().enumerate() {
+            out[i].push(run(item, trial)?);
+        }
+    }
+    Ok(out)
 }
 
-/// Measures `mechanism` at `size` bytes: a round-trip run and a stream run, each with a fresh
-/// child process (this executable, which must call [`serve_if_child`]).
+/// Measures one trial of `mechanism` at `size` bytes: a round-trip run and a stream run,
+/// each with a fresh child process (this executable, which must call [`serve_if_child`]),
+/// recording where the two processes ran. The trial is numbered 1.
 ///
 /// # Errors
 /// Whatever spawning or the exchange returns; [`Error::Protocol`] if a message arrived damaged
@@ -295,12 +268,12 @@ pub struct Measurement {
 /// measure::serve_if_child();
 /// let settings = Settings::quick();
 /// for mechanism in [Mechanism::transport(Kind::Pipe), Mechanism::Raw(Kind::Pipe)] {
-///     let m = measure::measure(mechanism, 1024, &settings)?;
-///     println!("{:<9} p50 {} ns, {:.0} MB/s", m.mechanism, m.latency.p50_ns, m.throughput.mb_per_s);
+///     let t = measure::measure(mechanism, 1024, &settings)?;
+///     println!("{mechanism:<9} p50 {} ns, {:.0} MB/s", t.latency.p50_ns, t.throughput.mb_per_s);
 /// }
 /// # Ok::<(), switchboard::Error>(())
 /// ```
-pub fn measure(mechanism: Mechanism, size: usize, settings: &Settings) -> Result<Measurement> {
+pub fn measure(mechanism: Mechanism, size: usize, settings: &Settings) -> Result<Trial> {
     assert!(size > 0, "the harness needs messages of at least one byte");
     if let Some((parent, _)) = settings.pin {
         sys::pin(parent)?;
@@ -312,10 +285,13 @@ pub fn measure(mechanism: Mechanism, size: usize, settings: &Settings) -> Result
     result
 }
 
-fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Result<Measurement> {
+fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Result<Trial> {
     let (child, mut link) = spawn(mechanism, "latency", size, settings.warmup, settings.iterations, settings)?;
+    let sampler = placement::Sampler::start(child.id());
     let child = ChildGuard::with_deadline(child, MEASUREMENT_LIMIT + settings.duration);
-    let ping = link::ping(link.as_mut(), size, settings.warmup, settings.iterations, settings.duration);
+    let ping =
+        link::ping(link.as_mut(), size, settings.warmup, settings.iterations, settings.duration, sampler.progress());
+    let latency_placement = sampler.finish();
     drop(link);
     reap(child)?;
     let ping = ping?;
@@ -341,8 +317,10 @@ fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Res
     let count = settings.stream_count(size);
     let warmup = (settings.warmup / 10).clamp(1, count);
     let (child, mut link) = spawn(mechanism, "throughput", size, warmup, count, settings)?;
+    let sampler = placement::Sampler::start(child.id());
     let child = ChildGuard::with_deadline(child, MEASUREMENT_LIMIT);
-    let stream = link::drain(link.as_mut(), size, warmup, count);
+    let stream = link::drain(link.as_mut(), size, warmup, count, sampler.progress());
+    let throughput_placement = sampler.finish();
     drop(link);
     reap(child)?;
     let stream = stream?;
@@ -360,13 +338,11 @@ fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Res
         msgs_per_s: stream.messages as f64 / seconds,
         cpu_ns_per_message: (stream.parent_cpu + stream.child.cpu).as_nanos() as f64 / stream.messages.max(1) as f64,
     };
-    Ok(Measurement {
-        mechanism: mechanism.to_string(),
-        kind: mechanism.kind().to_string(),
-        raw: mechanism.is_raw(),
-        size,
+    Ok(Trial {
+        trial: 1,
         latency,
         throughput,
+        placement: TrialPlacement { latency: latency_placement, throughput: throughput_placement },
     })
 }
 
@@ -560,5 +536,33 @@ pub fn echo_until_disconnected(t: &mut dyn Transport) -> Result<()> {
             Err(Error::Disconnected) => return Ok(()),
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trials_interleave_every_mechanism_before_the_next_trial() {
+        let mut order = Vec::new();
+        let results = interleaved(&["tcp", "raw-tcp", "pipe"], 2, |m, trial| {
+            order.push(format!("{m}#{trial}"));
+            Ok(trial * 10)
+        })
+        .unwrap();
+        assert_eq!(order, ["tcp#1", "raw-tcp#1", "pipe#1", "tcp#2", "raw-tcp#2", "pipe#2"]);
+        assert_eq!(results, [[10, 20], [10, 20], [10, 20]]);
+    }
+
+    #[test]
+    fn the_first_error_stops_the_run() {
+        let mut runs = 0;
+        let result = interleaved(&[1, 2], 5, |m, trial| {
+            runs += 1;
+            if m == 2 && trial == 2 { Err(Error::Timeout) } else { Ok(()) }
+        });
+        assert!(matches!(result, Err(Error::Timeout)));
+        assert_eq!(runs, 4);
     }
 }

@@ -107,3 +107,8 @@ pub fn cpu_model() -> String {
 pub fn cpu_count() -> usize {
     num_cpus_online()
 }
+
+/// This machine's host name, from `/proc/sys/kernel/hostname` (empty if it cannot be read).
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_default()
+}
