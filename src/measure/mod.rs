@@ -25,6 +25,8 @@
 //! # Ok::<(), switchboard::Error>(())
 //! ```
 
+#[allow(unsafe_code)] // POSIX queue calls and the eventfd-shm baseline's shared rings
+mod baseline;
 mod link;
 mod mechanism;
 mod peer;
@@ -43,7 +45,8 @@ use crate::process::ChildGuard;
 use crate::transport::{DEFAULT_RING_CAPACITY, Options, Transport};
 use link::Link;
 
-pub use mechanism::{Mechanism, parse_count, parse_size, parse_transport};
+pub use baseline::{Baseline, UdpLoss, udp_resends, udp_stream_loss};
+pub use mechanism::{Mechanism, Role, parse_count, parse_size, parse_transport};
 pub use peer::BenchPeer;
 pub use report::{Report, human_size};
 pub use sys::{cpu_count, cpu_model, process_cpu};
@@ -356,7 +359,7 @@ fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Res
     };
     Ok(Measurement {
         mechanism: mechanism.to_string(),
-        kind: mechanism.kind().to_string(),
+        kind: mechanism.kind_name(),
         raw: mechanism.is_raw(),
         size,
         latency,
@@ -405,6 +408,7 @@ fn spawn(
     };
     let (child, transport) = match mechanism {
         Mechanism::Raw(kind) => return raw::spawn(kind, size, &mut command),
+        Mechanism::Baseline(b) => return baseline::spawn(b, mode, size, &mut command),
         Mechanism::Transport { kind, wait } => options(wait).spawn_child(kind, &mut command)?,
         #[cfg(feature = "zmq")]
         Mechanism::Zmq { tcp: false } => {
@@ -478,6 +482,7 @@ fn serve(spec: &str) -> Result<()> {
     }
     let mut link: Box<dyn Link> = match mechanism {
         Mechanism::Raw(kind) => raw::child_link(kind, size)?,
+        Mechanism::Baseline(b) => baseline::child_link(b, mode, size)?,
         Mechanism::Transport { .. } => Box::new(crate::spawn::connect_to_parent()?),
         #[cfg(feature = "zmq")]
         Mechanism::Zmq { .. } => Box::new(crate::spawn::connect_to_parent()?),
