@@ -28,7 +28,9 @@
 #[allow(unsafe_code)] // POSIX queue calls and the eventfd-shm baseline's shared rings
 mod baseline;
 mod link;
+mod floors;
 mod mechanism;
+mod open_loop;
 mod peer;
 #[allow(unsafe_code)] // the raw shared-memory baseline maps memory itself
 mod raw;
@@ -46,7 +48,9 @@ use crate::transport::{DEFAULT_RING_CAPACITY, Options, Transport};
 use link::Link;
 
 pub use baseline::{Baseline, UdpLoss, udp_resends, udp_stream_loss};
+pub use floors::Floors;
 pub use mechanism::{Mechanism, Role, parse_count, parse_size, parse_transport};
+pub use open_loop::{OpenLoop, open_loop, parse_rate};
 pub use peer::BenchPeer;
 pub use report::{Report, human_size};
 pub use sys::{cpu_count, cpu_model, process_cpu};
@@ -488,7 +492,8 @@ fn serve(spec: &str) -> Result<()> {
         Mechanism::Zmq { .. } => Box::new(crate::spawn::connect_to_parent()?),
     };
     match mode {
-        "latency" => link::echo(link.as_mut(), size, warmup),
+        // "open": the open loop's child (open_loop.rs), an echo like "latency"'s.
+        "latency" | "open" => link::echo(link.as_mut(), size, warmup),
         "throughput" => link::stream(link.as_mut(), size, warmup, count),
         "bench" => peer::serve(link.as_mut(), size),
         _ => Err(bad()),

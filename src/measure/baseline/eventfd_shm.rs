@@ -19,6 +19,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -39,10 +40,11 @@ struct EventfdShm {
 }
 
 impl EventfdShm {
-    /// Sleeps until the peer writes our eventfd (at once if it already did).
-    fn wait(&mut self) -> Result<()> {
+    /// Sleeps until the peer writes our eventfd (at once if it already did), for at most
+    /// `limit`.
+    fn wait(&mut self, limit: Duration) -> Result<()> {
         let fd = &self.wake[self.side];
-        let limit = PollTimeout::try_from(PEER_LIMIT).unwrap_or(PollTimeout::MAX);
+        let limit = PollTimeout::try_from(limit).unwrap_or(PollTimeout::MAX);
         let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
         if poll(&mut fds, limit)? == 0 {
             return Err(Error::Timeout);
@@ -62,7 +64,7 @@ impl Link for EventfdShm {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         let r = self.side;
         while self.sent - self.map.counter(r, 1).load(Ordering::SeqCst) >= self.map.slots as u64 {
-            self.wait()?;
+            self.wait(PEER_LIMIT)?;
         }
         // SAFETY: the slot is free (the consumer's head passed it) and msg fits in a slot
         // (both sides sized the slots from the same message size).
@@ -73,9 +75,15 @@ impl Link for EventfdShm {
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> Result<()> {
+        self.recv_timeout(buf, len, PEER_LIMIT)
+    }
+
+    fn recv_timeout(&mut self, buf: &mut Vec<u8>, len: usize, timeout: Duration) -> Result<()> {
         let r = 1 - self.side;
+        let deadline = crate::deadline::after(timeout);
         while self.map.counter(r, 0).load(Ordering::SeqCst) == self.received {
-            self.wait()?;
+            let left = deadline.map_or(PEER_LIMIT, |d| d.saturating_duration_since(Instant::now()));
+            self.wait(left)?;
         }
         buf.resize(len, 0);
         // SAFETY: the producer published this slot (its tail passed it) and len fits a slot.

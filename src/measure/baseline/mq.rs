@@ -10,6 +10,7 @@
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::mqueue::{MQ_OFlag, MqAttr, mq_open, mq_unlink};
@@ -65,10 +66,15 @@ struct MqLink {
     msgsize: usize,
 }
 
-/// An absolute `CLOCK_REALTIME` deadline [`PEER_LIMIT`] from now, as the timed calls want.
-fn deadline() -> Result<libc::timespec> {
+/// An absolute `CLOCK_REALTIME` deadline `after` from now, as the timed calls want.
+fn deadline(after: Duration) -> Result<libc::timespec> {
     let now = clock_gettime(ClockId::CLOCK_REALTIME)?;
-    Ok(libc::timespec { tv_sec: now.tv_sec() + PEER_LIMIT.as_secs() as libc::time_t, tv_nsec: now.tv_nsec() })
+    let ns = now.tv_nsec() as u64 + u64::from(after.subsec_nanos());
+    let secs = (after.as_secs() + ns / 1_000_000_000).min(i32::MAX as u64);
+    Ok(libc::timespec {
+        tv_sec: now.tv_sec().saturating_add(secs as libc::time_t),
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    })
 }
 
 fn gone(e: Errno) -> Error {
@@ -80,7 +86,7 @@ fn gone(e: Errno) -> Error {
 
 impl Link for MqLink {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
-        let at = deadline()?;
+        let at = deadline(PEER_LIMIT)?;
         // SAFETY: the descriptor is an open queue; `msg` is valid for `msg.len()` bytes and
         // `at` for the call.
         let r = unsafe { libc::mq_timedsend(self.send.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0, &at) };
@@ -89,9 +95,13 @@ impl Link for MqLink {
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> Result<()> {
+        self.recv_timeout(buf, len, PEER_LIMIT)
+    }
+
+    fn recv_timeout(&mut self, buf: &mut Vec<u8>, len: usize, timeout: Duration) -> Result<()> {
         // mq_receive refuses a buffer smaller than the queue's message size.
         buf.resize(self.msgsize, 0);
-        let at = deadline()?;
+        let at = deadline(timeout)?;
         // SAFETY: the descriptor is an open queue; `buf` is valid for writes of its length,
         // and the priority pointer may be null.
         let r = unsafe {
@@ -153,6 +163,7 @@ mod tests {
         parent.send(&[1; 10]).unwrap();
         let mut other = MqLink { send: parent.recv.try_clone().unwrap(), recv: parent.send.try_clone().unwrap(), msgsize: 64 };
         assert!(matches!(other.recv(&mut buf, 64), Err(Error::Protocol(_))));
+        assert!(matches!(other.recv_timeout(&mut buf, 64, Duration::from_millis(1)), Err(Error::Timeout)));
         let pid = std::process::id();
         let left = std::fs::read_dir("/dev/mqueue").into_iter().flatten().flatten();
         assert!(left.filter(|e| e.file_name().to_string_lossy().contains(&format!("switchboard-{pid}-"))).count() == 0);

@@ -83,6 +83,8 @@ struct UdpLink {
     last: Vec<u8>,
     /// A datagram one byte larger than expected shows up as too long instead of truncated.
     scratch: Vec<u8>,
+    /// The data socket's read timeout now.
+    read_limit: Duration,
 }
 
 /// The part of a message the harness stamps (the last flag and sequence number, `link.rs`):
@@ -108,6 +110,7 @@ impl UdpLink {
             received: 0,
             last: Vec::new(),
             scratch: Vec::new(),
+            read_limit,
         })
     }
 
@@ -179,7 +182,33 @@ impl Link for UdpLink {
         Ok(())
     }
 
+    fn recv_timeout(&mut self, buf: &mut Vec<u8>, len: usize, timeout: Duration) -> Result<()> {
+        if self.part == Part::Pinger {
+            return Err(Error::Config("udp resends a lost ping, so its pinger cannot stop waiting early".into()));
+        }
+        // SO_RCVTIMEO refuses zero: the shortest wait is a microsecond.
+        self.set_read_limit(timeout.max(Duration::from_micros(1)))?;
+        self.recv_datagrams(buf, len)
+    }
+
     fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> Result<()> {
+        self.set_read_limit(if self.part == Part::Pinger { RESEND_AFTER } else { PEER_LIMIT })?;
+        self.recv_datagrams(buf, len)
+    }
+}
+
+impl UdpLink {
+    fn set_read_limit(&mut self, limit: Duration) -> Result<()> {
+        if limit != self.read_limit {
+            self.data.set_read_timeout(Some(limit))?;
+            self.read_limit = limit;
+        }
+        Ok(())
+    }
+
+    /// Receives until a datagram for the caller arrives: resends a ping whose echo is late,
+    /// skips stale echoes and repeated pings (see the module docs).
+    fn recv_datagrams(&mut self, buf: &mut Vec<u8>, len: usize) -> Result<()> {
         let mut waited = Duration::ZERO;
         loop {
             match self.recv_datagram(buf, len) {
