@@ -6,13 +6,18 @@
 //!   median of batches of 100 round trips: the floor of a spinning shared-memory round trip.
 //! - **Cross-core wake-up**: the same two threads ping-pong through two eventfds
 //!   (`eventfd(2)`), each sleeping in a blocking `read(2)`. Half the median round trip is one
-//!   wake-up; a blocking round trip pays two.
+//!   wake-up; a blocking round trip pays two. Measured again with both threads on one CPU
+//!   (**same-core wake-up**), because an unpinned comparison may place its two processes
+//!   there, where a wake-up is a context switch without an inter-processor interrupt and
+//!   often cheaper.
 //! - **Syscall**: `getppid(2)` (no work, never cached by libc), median of batches of 1,000.
-//! - **memcpy**: single-core copies through a 4 MiB buffer at each size (`raw.rs`).
+//! - **memcpy**: single-core copies through a 4 MiB buffer at each size (`raw.rs`), the best
+//!   of three tries (a floor takes the fastest copy the machine showed).
 //!
 //! The floor of a round trip of `size` bytes ([`Floors::floor_ns`]) is the cache-line round
 //! trip for mechanisms that spin (shm-spin, shm-adaptive, whose 50 µs spin covers a
-//! ping-pong, and raw-shm), two wake-ups for every other one (they sleep in the kernel), plus
+//! ping-pong, and raw-shm), two wake-ups for every other one (they sleep in the kernel; the
+//! cheaper of the cross-core and same-core wake-up, since either placement may occur), plus
 //! for both four copies of the message at memcpy speed (into and out of the channel, each
 //! way). "x floor" is the median round trip divided by it.
 
@@ -44,7 +49,7 @@ use crate::transport::{Kind, WaitStrategy};
 /// print!("{}", floors.table());
 /// // A blocking round trip can do no better than two wake-ups.
 /// let pipe_floor = floors.floor_ns("pipe".parse()?, 64).unwrap();
-/// assert!(pipe_floor >= 2.0 * floors.wake_up_ns);
+/// assert!(pipe_floor >= 2.0 * floors.wake_up_ns.min(floors.same_core_wake_up_ns));
 /// # Ok::<(), switchboard::Error>(())
 /// ```
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +58,8 @@ pub struct Floors {
     pub cache_line_rt_ns: Option<f64>,
     /// One cross-core wake-up (half an eventfd round trip), ns.
     pub wake_up_ns: f64,
+    /// One wake-up with both threads on one CPU, ns.
+    pub same_core_wake_up_ns: f64,
     /// One `getppid(2)`, ns.
     pub syscall_ns: f64,
     /// Single-core memcpy bandwidth per message size, MB/s.
@@ -89,15 +96,21 @@ impl Floors {
             None => None,
         };
         let wake_up_ns = wake_rt(cores, budget)? / 2.0;
+        let same_core_wake_up_ns = wake_rt(cores.map(|(a, _)| (a, a)), budget)? / 2.0;
         let syscall_ns = syscall(budget);
-        let memcpy_mb_per_s = sizes.iter().map(|&s| (s, raw::memcpy_bandwidth(s, budget / 3) / 1e6)).collect();
-        Ok(Floors { cache_line_rt_ns, wake_up_ns, syscall_ns, memcpy_mb_per_s, placement })
+        let best_copy = |s| (0..3).map(|_| raw::memcpy_bandwidth(s, budget / 3) / 1e6).fold(0.0, f64::max);
+        let memcpy_mb_per_s = sizes.iter().map(|&s| (s, best_copy(s))).collect();
+        Ok(Floors { cache_line_rt_ns, wake_up_ns, same_core_wake_up_ns, syscall_ns, memcpy_mb_per_s, placement })
     }
 
     /// The floor of a `size`-byte round trip over `mechanism`, ns (see the module docs):
     /// `None` for a spinning mechanism without a cache-line floor (one CPU).
     pub fn floor_ns(&self, mechanism: Mechanism, size: usize) -> Option<f64> {
-        let base = if spins(mechanism) { self.cache_line_rt_ns? } else { 2.0 * self.wake_up_ns };
+        let base = if spins(mechanism) {
+            self.cache_line_rt_ns?
+        } else {
+            2.0 * self.wake_up_ns.min(self.same_core_wake_up_ns)
+        };
         let copies = match self.memcpy_mb_per_s.iter().find(|(s, _)| *s == size) {
             Some(&(_, mbs)) if mbs > 0.0 => 4.0 * size as f64 / (mbs * 1e6) * 1e9,
             _ => 0.0,
@@ -115,6 +128,7 @@ impl Floors {
     /// let floors = Floors {
     ///     cache_line_rt_ns: Some(100.0),
     ///     wake_up_ns: 5_000.0,
+    ///     same_core_wake_up_ns: 6_000.0,
     ///     syscall_ns: 250.0,
     ///     memcpy_mb_per_s: vec![],
     ///     placement: "by hand".into(),
@@ -145,9 +159,16 @@ impl Floors {
             "cross-core wake-up",
             self.wake_up_ns / 1e3
         );
+        let _ = writeln!(
+            out,
+            "  {:<24} {:>9.3} µs   the same with both threads on one CPU (an unpinned run may land there)",
+            "same-core wake-up",
+            self.same_core_wake_up_ns / 1e3
+        );
         let _ = writeln!(out, "  {:<24} {:>9.3} µs   getppid(2)", "syscall", self.syscall_ns / 1e3);
         for (size, mbs) in &self.memcpy_mb_per_s {
-            let _ = writeln!(out, "  {:<24} {:>9.0} MB/s single-core copy", format!("memcpy {}", human_size(*size)), mbs);
+            let _ =
+                writeln!(out, "  {:<24} {:>9.0} MB/s single-core copy", format!("memcpy {}", human_size(*size)), mbs);
         }
         out
     }
@@ -157,7 +178,7 @@ impl Floors {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "distance from the floor: x floor = RTT p50 / floor; floor = cache-line round trip (spinning) or two wake-ups (blocking), plus 4 copies at memcpy speed"
+            "distance from the floor: x floor = RTT p50 / floor; floor = cache-line round trip (spinning) or two of the cheaper wake-up (blocking), plus 4 copies at memcpy speed"
         );
         let _ = writeln!(out, "{:<13} {:>8} {:>9} {:>9} {:>8}", "mechanism", "size", "RTT p50", "floor", "x floor");
         for m in measurements {
@@ -180,7 +201,8 @@ impl Floors {
 fn spins(m: Mechanism) -> bool {
     matches!(
         m,
-        Mechanism::Raw(Kind::Shm) | Mechanism::Transport { kind: Kind::Shm, wait: WaitStrategy::Spin | WaitStrategy::Adaptive }
+        Mechanism::Raw(Kind::Shm)
+            | Mechanism::Transport { kind: Kind::Shm, wait: WaitStrategy::Spin | WaitStrategy::Adaptive }
     )
 }
 
@@ -327,6 +349,7 @@ mod tests {
         Floors {
             cache_line_rt_ns: Some(100.0),
             wake_up_ns: 5_000.0,
+            same_core_wake_up_ns: 7_000.0,
             syscall_ns: 250.0,
             memcpy_mb_per_s: vec![(1000, 10_000.0)],
             placement: "test".into(),

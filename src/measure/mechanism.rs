@@ -304,8 +304,7 @@ impl Role {
     pub fn legend(mechanisms: &[Mechanism]) -> Vec<String> {
         let mut out = Vec::new();
         for role in [Role::Transport, Role::Raw, Role::Baseline] {
-            let names: Vec<String> =
-                mechanisms.iter().filter(|m| m.role() == role).map(ToString::to_string).collect();
+            let names: Vec<String> = mechanisms.iter().filter(|m| m.role() == role).map(ToString::to_string).collect();
             if names.is_empty() {
                 continue;
             }

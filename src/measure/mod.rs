@@ -27,8 +27,8 @@
 
 #[allow(unsafe_code)] // POSIX queue calls and the eventfd-shm baseline's shared rings
 mod baseline;
-mod link;
 mod floors;
+mod link;
 mod mechanism;
 mod open_loop;
 mod peer;

@@ -181,7 +181,13 @@ impl Recorder {
 /// println!("at 10k/s: p99 {} µs, kept up: {}", run.p99_ns / 1000, run.kept_up());
 /// # Ok::<(), switchboard::Error>(())
 /// ```
-pub fn open_loop(mechanism: Mechanism, size: usize, rate: u64, duration: Duration, settings: &Settings) -> Result<OpenLoop> {
+pub fn open_loop(
+    mechanism: Mechanism,
+    size: usize,
+    rate: u64,
+    duration: Duration,
+    settings: &Settings,
+) -> Result<OpenLoop> {
     assert!(size > 0 && rate > 0, "open loop needs messages of at least one byte and a rate");
     if mechanism.role() == super::Role::Raw {
         return Err(Error::Config(format!("{mechanism} cannot receive with a timeout, so it cannot run open loop")));

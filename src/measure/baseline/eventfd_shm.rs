@@ -111,7 +111,13 @@ pub(super) fn spawn(size: usize, command: &mut Command) -> Result<(Child, Box<dy
     let (ours, theirs) = UnixStream::pair()?;
     let child = command.stdin(Stdio::from(OwnedFd::from(theirs))).spawn()?;
     let fds: [RawFd; 3] = [memfd.as_raw_fd(), wake[0].as_raw_fd(), wake[1].as_raw_fd()];
-    sendmsg::<()>(ours.as_raw_fd(), &[IoSlice::new(b"e")], &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)?;
+    sendmsg::<()>(
+        ours.as_raw_fd(),
+        &[IoSlice::new(b"e")],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )?;
     Ok((child, Box::new(EventfdShm { map, side: 0, sent: 0, received: 0, wake })))
 }
 

@@ -118,7 +118,12 @@ fn check_size(baseline: Baseline, size: usize) -> Result<()> {
 }
 
 /// Spawns `command` as the child for `baseline` in `mode` and returns the parent's link.
-pub(crate) fn spawn(baseline: Baseline, mode: &str, size: usize, command: &mut Command) -> Result<(Child, Box<dyn Link>)> {
+pub(crate) fn spawn(
+    baseline: Baseline,
+    mode: &str,
+    size: usize,
+    command: &mut Command,
+) -> Result<(Child, Box<dyn Link>)> {
     check_size(baseline, size)?;
     let part = part(mode, true);
     match baseline {

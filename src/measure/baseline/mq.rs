@@ -161,7 +161,8 @@ mod tests {
         echo.join().unwrap().unwrap();
         // A message of the wrong length is an error, not a short read.
         parent.send(&[1; 10]).unwrap();
-        let mut other = MqLink { send: parent.recv.try_clone().unwrap(), recv: parent.send.try_clone().unwrap(), msgsize: 64 };
+        let mut other =
+            MqLink { send: parent.recv.try_clone().unwrap(), recv: parent.send.try_clone().unwrap(), msgsize: 64 };
         assert!(matches!(other.recv(&mut buf, 64), Err(Error::Protocol(_))));
         assert!(matches!(other.recv_timeout(&mut buf, 64, Duration::from_millis(1)), Err(Error::Timeout)));
         let pid = std::process::id();

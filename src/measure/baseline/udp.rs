@@ -289,7 +289,7 @@ pub(super) fn child_link(size: usize, part: Part) -> Result<Box<dyn Link>> {
 /// println!("{:.0}% lost", loss.lost_fraction() * 100.0);
 /// # Ok::<(), switchboard::Error>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct UdpLoss {
     /// Datagram payload, bytes.
     pub size: usize,
