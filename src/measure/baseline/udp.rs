@@ -6,7 +6,8 @@
 //! - **Round trips** have one datagram in flight, which never overflows a buffer; still, the
 //!   pinger waits at most [`RESEND_AFTER`] for its echo and then sends the ping again (the
 //!   echoer answers a repeated ping again without counting it, and the pinger drops stale
-//!   echoes). [`udp_resends`] counts the resends of this process.
+//!   echoes). [`udp_resends`] counts the resends of this process. One-byte pings carry no
+//!   sequence number (only the last flag), so they are neither resent nor deduplicated.
 //! - **Measured streams** are paced by a credit window: the receiver returns a cumulative
 //!   count on a second socket pair every half window, and a sender with a full window waits
 //!   for it. The window holds what fits twice over in the receive buffer (raised to 4 MiB where
@@ -91,6 +92,13 @@ struct UdpLink {
 /// equal headers mean the same ping.
 fn header(msg: &[u8]) -> &[u8] {
     &msg[..msg.len().min(9)]
+}
+
+/// Whether pings of this length carry a sequence number (at least its low byte, which
+/// differs between consecutive pings): 1-byte pings carry only the last flag, so they are
+/// neither resent nor deduplicated, and a lost one ends the run with `Timeout`.
+fn numbered(len: usize) -> bool {
+    len >= 2
 }
 
 impl UdpLink {
@@ -213,17 +221,21 @@ impl UdpLink {
         loop {
             match self.recv_datagram(buf, len) {
                 Ok(()) => {}
-                Err(e) if timed_out(&e) && self.part == Part::Pinger && !self.last.is_empty() => {
+                // The pinger's read limit is the resend interval: wait on (up to the peer
+                // limit), sending a numbered ping again each time.
+                Err(e) if timed_out(&e) && self.part == Part::Pinger => {
                     waited += RESEND_AFTER;
                     if waited >= PEER_LIMIT {
                         return Err(Error::Timeout);
                     }
-                    RESENDS.fetch_add(1, Ordering::Relaxed);
-                    let last = std::mem::take(&mut self.last);
-                    let sent = self.data.send(&last);
-                    self.last = last;
-                    self.sent += 1;
-                    sent?;
+                    if numbered(self.last.len()) {
+                        RESENDS.fetch_add(1, Ordering::Relaxed);
+                        let last = std::mem::take(&mut self.last);
+                        let sent = self.data.send(&last);
+                        self.last = last;
+                        self.sent += 1;
+                        sent?;
+                    }
                     continue;
                 }
                 Err(e) if timed_out(&e) => return Err(Error::Timeout),
@@ -232,11 +244,11 @@ impl UdpLink {
             }
             match self.part {
                 // A stale echo of a ping sent twice: the answer to this one is still coming.
-                Part::Pinger if !self.last.is_empty() && header(buf) != header(&self.last) => continue,
+                Part::Pinger if numbered(self.last.len()) && header(buf) != header(&self.last) => continue,
                 // The echo of the last ping (its first byte says so, `link.rs`): what follows
                 // is the child's report, not an echo.
                 Part::Pinger if buf.first().is_some_and(|&flag| flag != 0) => self.last.clear(),
-                Part::Echoer if !self.last.is_empty() && header(buf) == self.last => {
+                Part::Echoer if numbered(buf.len()) && header(buf) == self.last => {
                     // The pinger sent this ping again: its echo was lost or late. Answer again,
                     // without handing the repeat to the echo loop.
                     let n = self.data.send(buf)?;
