@@ -8,7 +8,8 @@
 //! is lost. A receiver that frees a slot in a full ring wakes the sender; both sides store
 //! their counter and then load the other's with `SeqCst`, so that one of them always sees
 //! the other (the full-ring check and the wake-up cannot both miss). Before each blocking
-//! read a `poll(2)` with a 10 s limit notices a peer that died: one extra syscall per wait.
+//! read a `ppoll(2)` with a 10 s limit (or the open loop's wait) notices a peer that died:
+//! one extra syscall per wait.
 //!
 //! The child gets the memfd and both eventfds over a Unix socket on its stdin
 //! (`SCM_RIGHTS`, `unix(7)`).
@@ -21,11 +22,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 
-use super::PEER_LIMIT;
+use super::{PEER_LIMIT, readable_within};
 use crate::error::{Error, Result};
 use crate::measure::link::Link;
 use crate::measure::raw::RawShm;
@@ -43,10 +43,7 @@ impl EventfdShm {
     /// Sleeps until the peer writes our eventfd (at once if it already did), for at most
     /// `limit`.
     fn wait(&mut self, limit: Duration) -> Result<()> {
-        let fd = &self.wake[self.side];
-        let limit = PollTimeout::try_from(limit).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        if poll(&mut fds, limit)? == 0 {
+        if !readable_within(self.wake[self.side].as_fd(), limit)? {
             return Err(Error::Timeout);
         }
         let mut count = [0u8; 8];

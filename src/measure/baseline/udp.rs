@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::socket::{setsockopt, sockopt};
 
-use super::{PEER_LIMIT, Part};
+use super::{PEER_LIMIT, Part, readable_within};
 use crate::error::{Error, Result};
 use crate::measure::link::Link;
 
@@ -194,9 +194,11 @@ impl Link for UdpLink {
         if self.part == Part::Pinger {
             return Err(Error::Config("udp resends a lost ping, so its pinger cannot stop waiting early".into()));
         }
-        // SO_RCVTIMEO refuses zero: the shortest wait is a microsecond.
-        self.set_read_limit(timeout.max(Duration::from_micros(1)))?;
-        self.recv_datagrams(buf, len)
+        // Not SO_RCVTIMEO: the kernel rounds it up to a scheduler tick (4 ms).
+        if !readable_within(self.data.as_fd(), timeout)? {
+            return Err(Error::Timeout);
+        }
+        self.recv(buf, len)
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> Result<()> {
