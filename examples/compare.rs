@@ -176,8 +176,9 @@ fn run() -> Result<(), Box<dyn Error>> {
         report.memcpy_mb_per_s.push((size, measure::memcpy_mb_per_s(size, settings.duration / 3)));
     }
     bar.finish_and_clear();
-    let extras =
-        measure_extras(&args.open_loop, args.open_loop_duration, &mechanisms, &sizes, &settings, floors, skipped)?;
+    let open_loop_duration =
+        args.open_loop_duration.unwrap_or(if args.quick { Duration::from_millis(200) } else { Duration::from_secs(1) });
+    let extras = measure_extras(&args.open_loop, open_loop_duration, &mechanisms, &sizes, &settings, floors, skipped)?;
 
     // Stdout may be closed (`| head`), but the files are the results: write them regardless.
     let mut out = io::stdout().lock();
@@ -225,7 +226,7 @@ struct Extras {
 /// Runs the UDP loss probe (if udp is compared) and the open-loop runs.
 fn measure_extras(
     rates: &[u64],
-    duration: Option<Duration>,
+    duration: Duration,
     mechanisms: &[Mechanism],
     sizes: &[usize],
     settings: &Settings,
@@ -240,11 +241,6 @@ fn measure_extras(
         }
     }
     let mut open_loop = Vec::new();
-    let duration = duration.unwrap_or(if settings.iterations < Settings::default().iterations {
-        Duration::from_millis(200)
-    } else {
-        Duration::from_secs(1)
-    });
     let open: Vec<Mechanism> = mechanisms.iter().copied().filter(|m| m.role() != Role::Raw).collect();
     let bar = ProgressBar::new((rates.len() * open.len()) as u64);
     for &rate in rates {
