@@ -17,8 +17,11 @@
 //! The parent's timer slack is set to 1 ns (`PR_SET_TIMERSLACK`, `prctl(2)`) for the run, so
 //! that a wait of a few microseconds does not oversleep by the default 50 µs.
 //!
-//! Needs a mechanism that can receive with a timeout: every switchboard transport and the
-//! baselines of other mechanisms; not the raw ones (a plain blocking `read`).
+//! After each send the parent takes every echo that has arrived, not just one, so that the
+//! echoes never pile up while it is behind: a mechanism whose sends block when full (a raw
+//! pipe, a message queue) then cannot deadlock, since the child, blocked on a full echo
+//! direction, is always drained before the parent sends again. Works for every mechanism
+//! that can receive with a timeout: every transport, raw baseline and other baseline.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -163,8 +166,8 @@ impl Recorder {
 /// a tenth) go out on schedule but are not recorded.
 ///
 /// # Errors
-/// [`Error::Config`] for a mechanism that cannot receive with a timeout (the raw ones);
-/// whatever spawning or the exchange returns; [`Error::Protocol`] if an echo arrived damaged
+/// [`Error::Config`] for a mechanism that cannot receive with a timeout (none in this
+/// crate); whatever spawning or the exchange returns; [`Error::Protocol`] if an echo arrived damaged
 /// or out of order; [`Error::Timeout`] if no echo came for 10 s.
 ///
 /// # Panics
@@ -189,9 +192,6 @@ pub fn open_loop(
     settings: &Settings,
 ) -> Result<OpenLoop> {
     assert!(size > 0 && rate > 0, "open loop needs messages of at least one byte and a rate");
-    if mechanism.role() == super::Role::Raw {
-        return Err(Error::Config(format!("{mechanism} cannot receive with a timeout, so it cannot run open loop")));
-    }
     let total = ((rate as f64 * duration.as_secs_f64()).ceil() as u64).max(100);
     let warmup = (settings.warmup as u64).min(total / 10);
     if let Some((parent, _)) = settings.pin {
@@ -264,22 +264,30 @@ fn drive(link: &mut dyn Link, size: usize, rate: u64, total: u64, warmup: u64) -
                 Duration::from_millis(100)
             }
         };
-        // After a send, take what has arrived without waiting; otherwise wait until the
-        // next send is due.
-        match link.recv_timeout(&mut buf, size, wait) {
-            Ok(()) => {
-                let now = Instant::now();
-                link::check_stamp(&buf, echoed)?;
-                let (due_at, sent) =
-                    in_flight.pop_front().ok_or_else(|| Error::Protocol("an echo of a message never sent".into()))?;
-                if echoed >= warmup {
-                    recorder.record(due_at, sent, now);
+        // After a send, take everything that has arrived without waiting; otherwise wait
+        // until the next send is due.
+        let mut wait = wait;
+        loop {
+            match link.recv_timeout(&mut buf, size, wait) {
+                Ok(()) => {
+                    let now = Instant::now();
+                    link::check_stamp(&buf, echoed)?;
+                    let (due_at, sent) = in_flight
+                        .pop_front()
+                        .ok_or_else(|| Error::Protocol("an echo of a message never sent".into()))?;
+                    if echoed >= warmup {
+                        recorder.record(due_at, sent, now);
+                    }
+                    echoed += 1;
+                    last_echo = now;
+                    if in_flight.is_empty() {
+                        break;
+                    }
+                    wait = Duration::ZERO;
                 }
-                echoed += 1;
-                last_echo = now;
+                Err(Error::Timeout) => break,
+                Err(e) => return Err(e),
             }
-            Err(Error::Timeout) => {}
-            Err(e) => return Err(e),
         }
     }
     let elapsed = last_echo.saturating_duration_since(t0);

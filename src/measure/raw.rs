@@ -35,7 +35,7 @@ struct RawStream<R, W> {
     write: W,
 }
 
-impl<R: Read, W: Write> Link for RawStream<R, W> {
+impl<R: Read + AsFd, W: Write> Link for RawStream<R, W> {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.write.write_all(msg)?;
         Ok(())
@@ -44,6 +44,14 @@ impl<R: Read, W: Write> Link for RawStream<R, W> {
         buf.resize(len, 0);
         self.read.read_exact(buf)?;
         Ok(())
+    }
+    /// Waits in `ppoll` for the first byte, then reads the message whole (its rest follows
+    /// at once).
+    fn recv_timeout(&mut self, buf: &mut Vec<u8>, len: usize, timeout: Duration) -> Result<()> {
+        if !crate::measure::sys::readable_within(self.read.as_fd(), timeout)? {
+            return Err(Error::Timeout);
+        }
+        self.recv(buf, len)
     }
 }
 
@@ -237,6 +245,19 @@ impl Link for RawShmSide {
         self.sent += 1;
         self.map.counter(r, 0).store(self.sent, Ordering::Release);
         Ok(())
+    }
+
+    /// Spins until a message is published or `timeout` passes, reading the clock on every
+    /// round: the open loop's waits are microseconds.
+    fn recv_timeout(&mut self, buf: &mut Vec<u8>, len: usize, timeout: Duration) -> Result<()> {
+        let deadline = crate::deadline::after(timeout);
+        while self.map.counter(1 - self.side, 0).load(Ordering::Acquire) == self.received {
+            if crate::deadline::passed(deadline) {
+                return Err(Error::Timeout);
+            }
+            std::hint::spin_loop();
+        }
+        self.recv(buf, len)
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> Result<()> {

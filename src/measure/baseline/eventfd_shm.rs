@@ -25,10 +25,11 @@ use std::time::{Duration, Instant};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 
-use super::{PEER_LIMIT, readable_within};
+use super::PEER_LIMIT;
 use crate::error::{Error, Result};
 use crate::measure::link::Link;
 use crate::measure::raw::RawShm;
+use crate::measure::sys::readable_within;
 
 /// One side: sends on ring `side`, receives on ring `1 - side`, sleeps on `wake[side]`.
 struct EventfdShm {

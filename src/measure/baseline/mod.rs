@@ -24,13 +24,8 @@ mod mq;
 mod udp;
 
 use std::fmt;
-use std::os::fd::BorrowedFd;
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
-
-use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, ppoll};
-use nix::sys::time::TimeSpec;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::measure::link::Link;
@@ -39,22 +34,6 @@ pub use udp::{UdpLoss, udp_resends, udp_stream_loss};
 
 /// How long a baseline waits for its peer in one call before it declares it gone.
 const PEER_LIMIT: Duration = Duration::from_secs(10);
-
-/// Whether `fd` polls readable within `timeout`: `ppoll(2)`, whose timeout is in
-/// nanoseconds (`poll(2)` rounds to milliseconds, and `SO_RCVTIMEO` to scheduler ticks, both
-/// far too coarse for an open loop's waits of microseconds).
-fn readable_within(fd: BorrowedFd<'_>, timeout: Duration) -> Result<bool> {
-    let deadline = crate::deadline::after(timeout);
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-    loop {
-        let left = deadline.map(|d| TimeSpec::from_duration(d.saturating_duration_since(Instant::now())));
-        match ppoll(&mut fds, left, None) {
-            Ok(n) => return Ok(n > 0),
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
 
 /// A mechanism switchboard has no transport for, measured as a baseline
 /// ([`Mechanism::Baseline`](super::Mechanism::Baseline)).

@@ -26,9 +26,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::socket::{setsockopt, sockopt};
 
-use super::{PEER_LIMIT, Part, readable_within};
+use super::{PEER_LIMIT, Part};
 use crate::error::{Error, Result};
 use crate::measure::link::Link;
+use crate::measure::sys::readable_within;
 
 /// The largest UDP payload over IPv4: 65,535 less the IP and UDP headers.
 pub(super) const MAX_DATAGRAM: usize = 65_507;
