@@ -325,7 +325,7 @@ impl UdpLoss {
 /// Sends `count` datagrams of `size` bytes as fast as one thread can to another thread that
 /// receives them, both on loopback with default buffers, and counts what arrived: what UDP
 /// does when a sender outruns its receiver. The receiver stops 200 ms after the last
-/// datagram it saw.
+/// datagram it saw (or after 10 s without any).
 ///
 /// # Errors
 /// [`Error::Config`] above 65,507 bytes; whatever the sockets return.
@@ -335,14 +335,21 @@ pub fn udp_stream_loss(size: usize, count: u64) -> Result<UdpLoss> {
     }
     let (tx, rx) = pair()?;
     let rcvbuf = nix::sys::socket::getsockopt(&rx.as_fd(), sockopt::RcvBuf)?;
-    rx.set_read_timeout(Some(Duration::from_millis(200)))?;
+    // Up to 10 s for the first datagram (the sender may start late on a loaded machine),
+    // then 200 ms of silence ends the stream.
+    rx.set_read_timeout(Some(PEER_LIMIT))?;
     let receiver = std::thread::spawn(move || -> std::io::Result<u64> {
         let mut buf = vec![0u8; size + 1];
         let mut received = 0u64;
         let start = Instant::now();
         loop {
             match rx.recv(&mut buf) {
-                Ok(_) => received += 1,
+                Ok(_) => {
+                    if received == 0 {
+                        rx.set_read_timeout(Some(Duration::from_millis(200)))?;
+                    }
+                    received += 1;
+                }
                 Err(e) if timed_out(&e) => return Ok(received),
                 Err(e) => return Err(e),
             }
