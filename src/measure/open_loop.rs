@@ -247,7 +247,7 @@ fn drive(link: &mut dyn Link, size: usize, rate: u64, total: u64, warmup: u64) -
     while echoed < total {
         let now = Instant::now();
         let next_due = (next < total).then(|| t0 + due(next, rate));
-        let wait = match next_due {
+        let mut wait = match next_due {
             Some(at) if at <= now => {
                 link::stamp(&mut msg, next, next + 1 == total);
                 let sent = Instant::now();
@@ -266,7 +266,6 @@ fn drive(link: &mut dyn Link, size: usize, rate: u64, total: u64, warmup: u64) -
         };
         // After a send, take everything that has arrived without waiting; otherwise wait
         // until the next send is due.
-        let mut wait = wait;
         loop {
             match link.recv_timeout(&mut buf, size, wait) {
                 Ok(()) => {

@@ -113,7 +113,7 @@ pub(super) fn spawn(size: usize, command: &mut Command) -> Result<(Child, Box<dy
         ours.as_raw_fd(),
         &[IoSlice::new(b"e")],
         &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
+        MsgFlags::MSG_NOSIGNAL,
         None,
     )?;
     Ok((child, Box::new(EventfdShm { map, side: 0, sent: 0, received: 0, wake })))
