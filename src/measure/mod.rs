@@ -25,7 +25,6 @@
 //! # Ok::<(), switchboard::Error>(())
 //! ```
 
-#[allow(unsafe_code)] // POSIX queue calls and the eventfd-shm baseline's shared rings
 mod baseline;
 mod floors;
 mod link;

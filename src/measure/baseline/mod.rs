@@ -18,8 +18,13 @@
 //!
 //! Each is plain syscalls without framing, like a raw baseline, but has no switchboard
 //! transport beside it, so its rows have no "x raw" ratio.
+//!
+//! Like `raw.rs`, these bypass the library on purpose, so `mq.rs` and `eventfd_shm.rs` hold
+//! unsafe code of their own (each block with its `SAFETY` line); `udp.rs` has none.
 
+#[allow(unsafe_code)] // copies in and out of the shared rings, descriptors from SCM_RIGHTS
 mod eventfd_shm;
+#[allow(unsafe_code)] // the timed queue calls nix lacks, and a queue descriptor's ownership
 mod mq;
 mod udp;
 
