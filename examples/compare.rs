@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --features measure --example compare                 # the default run, under a minute
-//! cargo run --release --features measure --example compare -- --quick      # a smoke test, under 10 s
+//! cargo run --release --features measure --example compare -- --quick      # a smoke test, 10-15 s
 //! cargo run --release --features measure --example compare -- --transports unix,shm-spin --sizes 64,64K --pin 0,1
 //! cargo run --release --features measure --example compare -- --transports mq,udp,eventfd-shm --sizes 64
 //! cargo run --release --features measure --example compare -- --quick --open-loop 10k,100k
@@ -30,9 +30,11 @@ use switchboard::measure::{self, Baseline, Floors, Mechanism, OpenLoop, Report, 
 /// Compare switchboard's transports side by side, each against its raw mechanism.
 ///
 /// Measures round-trip latency and one-way throughput of each transport (shm in each wait
-/// strategy) and of the raw mechanism under it (plain syscalls, no framing), at each message
-/// size, each time with a fresh child process. Prints a table and one verdict per size, and
-/// writes compare.json, compare.csv and compare.svg to --out.
+/// strategy), of the raw mechanism under it (plain syscalls, no framing) and of baselines of
+/// other mechanisms (mq, udp, eventfd-shm), at each message size, each time with a fresh
+/// child process; and the machine's floors first. Prints a table, the floors and each row's
+/// distance from its floor, and one verdict per size, and writes compare.json, compare.csv,
+/// compare.svg and compare-extras.json to --out.
 #[derive(Parser, Debug)]
 #[command(name = "compare", version)]
 struct Args {
@@ -60,7 +62,7 @@ struct Args {
     #[arg(long, value_parser = parse_pin)]
     pin: Option<(usize, usize)>,
 
-    /// Folder for compare.json, compare.csv and compare.svg
+    /// Folder for compare.json, compare.csv, compare.svg and compare-extras.json
     #[arg(long, default_value = "target/switchboard")]
     out: PathBuf,
 
