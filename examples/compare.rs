@@ -1,8 +1,9 @@
-//! The side-by-side comparison: every transport (shm in each wait strategy) and the raw
-//! mechanism under it, at each message size, each in a real child process.
+//! The side-by-side comparison: every transport (shm in each wait strategy), the raw
+//! mechanism under it and baselines of other mechanisms, at each message size, each in a
+//! real child process.
 //!
 //! ```text
-//! cargo run --release --features measure --example compare                 # the default run, under a minute
+//! cargo run --release --features measure --example compare                 # the default run, about a minute
 //! cargo run --release --features measure --example compare -- --quick      # a smoke test, 10-15 s
 //! cargo run --release --features measure --example compare -- --transports unix,shm-spin --sizes 64,64K --pin 0,1
 //! cargo run --release --features measure --example compare -- --transports mq,udp,eventfd-shm --sizes 64
