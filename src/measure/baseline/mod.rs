@@ -11,7 +11,8 @@
 //! - `udp`: two connected UDP sockets on 127.0.0.1 (`udp(7)`), up to 65,507 bytes a
 //!   datagram. Loopback UDP drops a datagram when the receive buffer is full, silently: see
 //!   `udp.rs` for the credit window that keeps the measured runs lossless, the resend on a
-//!   lost round trip, and the unpaced probe that reports the loss ([`udp_stream_loss`]).
+//!   lost round trip, and `udp_loss.rs` for the unpaced probe that reports the loss
+//!   ([`udp_stream_loss`]).
 //! - `eventfd-shm`: the raw shared-memory rings (`raw.rs`) with blocking wake-ups through two
 //!   eventfds (`eventfd(2)`) instead of spinning: what a blocking shared-memory transport
 //!   costs at best.
@@ -27,6 +28,7 @@ mod eventfd_shm;
 #[allow(unsafe_code)] // the timed queue calls nix lacks, and a queue descriptor's ownership
 mod mq;
 mod udp;
+mod udp_loss;
 
 use std::fmt;
 use std::process::{Child, Command};
@@ -35,7 +37,8 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::measure::link::Link;
 
-pub use udp::{UdpLoss, udp_resends, udp_stream_loss};
+pub use udp::udp_resends;
+pub use udp_loss::{UdpLoss, udp_stream_loss};
 
 /// How long a baseline waits for its peer in one call before it declares it gone.
 const PEER_LIMIT: Duration = Duration::from_secs(10);

@@ -15,14 +15,15 @@
 //!   measured stream loses nothing; if it ever did, the sequence check fails the run instead
 //!   of hiding it. The credits cost one small datagram each way per half window.
 //! - **Unpaced**, a sender outruns its receiver and the difference is lost:
-//!   [`udp_stream_loss`] sends as fast as it can and reports sent against received.
+//!   [`udp_stream_loss`](super::udp_stream_loss) (`udp_loss.rs`) sends as fast as it can and
+//!   reports sent against received.
 
 use std::io::ErrorKind;
 use std::net::UdpSocket;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, recv, setsockopt, sockopt};
@@ -60,7 +61,7 @@ pub fn udp_resends() -> u64 {
 }
 
 /// A connected pair on 127.0.0.1.
-fn pair() -> Result<(UdpSocket, UdpSocket)> {
+pub(super) fn pair() -> Result<(UdpSocket, UdpSocket)> {
     let a = UdpSocket::bind("127.0.0.1:0")?;
     let b = UdpSocket::bind("127.0.0.1:0")?;
     a.connect(b.local_addr()?)?;
@@ -163,7 +164,7 @@ impl UdpLink {
     }
 }
 
-fn timed_out(e: &std::io::Error) -> bool {
+pub(super) fn timed_out(e: &std::io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
 
@@ -291,87 +292,6 @@ pub(super) fn child_link(size: usize, part: Part) -> Result<Box<dyn Link>> {
     Ok(Box::new(UdpLink::new(data, credit, size, part)?))
 }
 
-/// What an unpaced UDP stream lost on loopback.
-///
-/// # Examples
-/// ```
-/// use switchboard::measure::udp_stream_loss;
-///
-/// let loss = udp_stream_loss(64, 1000)?;
-/// assert_eq!(loss.sent, 1000);
-/// assert!(loss.received <= loss.sent);
-/// println!("{:.0}% lost", loss.lost_fraction() * 100.0);
-/// # Ok::<(), switchboard::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct UdpLoss {
-    /// Datagram payload, bytes.
-    pub size: usize,
-    /// Datagrams sent.
-    pub sent: u64,
-    /// Datagrams received.
-    pub received: u64,
-    /// The receiver's `SO_RCVBUF` as the kernel reports it (twice what was asked).
-    pub rcvbuf: usize,
-}
-
-impl UdpLoss {
-    /// The share of datagrams lost, 0 to 1.
-    pub fn lost_fraction(&self) -> f64 {
-        1.0 - self.received as f64 / self.sent.max(1) as f64
-    }
-}
-
-/// Sends `count` datagrams of `size` bytes as fast as one thread can to another thread that
-/// receives them, both on loopback with default buffers, and counts what arrived: what UDP
-/// does when a sender outruns its receiver. The receiver stops 200 ms after the last
-/// datagram it saw (or after 10 s without any).
-///
-/// # Errors
-/// [`Error::Config`] above 65,507 bytes; whatever the sockets return.
-pub fn udp_stream_loss(size: usize, count: u64) -> Result<UdpLoss> {
-    if size == 0 || size > MAX_DATAGRAM {
-        return Err(Error::Config(format!("a UDP datagram carries 1 to {MAX_DATAGRAM} bytes")));
-    }
-    let (tx, rx) = pair()?;
-    let rcvbuf = nix::sys::socket::getsockopt(&rx.as_fd(), sockopt::RcvBuf)?;
-    // Up to 10 s for the first datagram (the sender may start late on a loaded machine),
-    // then 200 ms of silence ends the stream.
-    rx.set_read_timeout(Some(PEER_LIMIT))?;
-    let receiver = std::thread::spawn(move || -> std::io::Result<u64> {
-        let mut buf = vec![0u8; size + 1];
-        let mut received = 0u64;
-        let start = Instant::now();
-        loop {
-            match rx.recv(&mut buf) {
-                Ok(_) => {
-                    if received == 0 {
-                        rx.set_read_timeout(Some(Duration::from_millis(200)))?;
-                    }
-                    received += 1;
-                }
-                Err(e) if timed_out(&e) => return Ok(received),
-                Err(e) => return Err(e),
-            }
-            if start.elapsed() > PEER_LIMIT {
-                return Ok(received);
-            }
-        }
-    });
-    let msg = vec![0x55u8; size];
-    let mut sent = 0;
-    for _ in 0..count {
-        match tx.send(&msg) {
-            Ok(_) => sent += 1,
-            // The receiver's ICMP or buffer errors: the datagram is lost, and counted so.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::ECONNREFUSED)) => sent += 1,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let received = receiver.join().map_err(|_| Error::Protocol("the UDP receiver thread panicked".into()))??;
-    Ok(UdpLoss { size, sent, received, rcvbuf })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,10 +367,5 @@ mod tests {
         let mut echo = [0u8; 17];
         assert_eq!(a.recv(&mut echo).unwrap(), 16, "the repeat was answered");
         drop(ca);
-    }
-
-    #[test]
-    fn oversized_streams_are_refused() {
-        assert!(udp_stream_loss(MAX_DATAGRAM + 1, 1).is_err());
     }
 }
