@@ -1,16 +1,22 @@
-//! The side-by-side comparison: every transport (shm in each wait strategy) and the raw
-//! mechanism under it, at each message size, each in a real child process.
+//! The side-by-side comparison: every transport (shm in each wait strategy), the raw
+//! mechanism under it and baselines of other mechanisms, at each message size, each in a
+//! real child process.
 //!
 //! ```text
-//! cargo run --release --features measure --example compare                 # the default run, 3-4 minutes on 2 vCPUs
+//! cargo run --release --features measure --example compare                 # the default run, a few minutes on 2 vCPUs
 //! cargo run --release --features measure --example compare -- --quick      # a smoke test, seconds
 //! cargo run --release --features measure --example compare -- --transports unix,shm-spin --sizes 64,64K --pin 0,1
+//! cargo run --release --features measure --example compare -- --transports mq,udp,eventfd-shm --sizes 64
+//! cargo run --release --features measure --example compare -- --quick --open-loop 10k,100k
 //! cargo run --release --features measure --example compare -- --baseline earlier/compare.json
+//! cargo run --release --features measure --example compare -- --transports pipe,shm-block,shm-adaptive --sizes 64 --load 8
 //! ```
-//! Every figure is the median of 5 or more interleaved trials, shown with its range. Prints a
-//! table and one verdict per size (and with `--baseline`, the change of every figure since an
-//! earlier run), and writes `compare.json`, `compare.csv` and `compare.svg` to `--out`
-//! (default `target/switchboard/`).
+//! Every figure is the median of 5 or more interleaved trials, shown with its range. Prints
+//! the physical floors, a table, the distance of each row from its floor, what unpaced UDP
+//! loses, one verdict per size, with `--open-loop` a latency section per offered rate, and
+//! with `--baseline` the change of every figure since an earlier run; writes
+//! `compare.json`, `compare.csv`, `compare.svg` and `compare-extras.json` (floors, open loop,
+//! UDP loss) to `--out` (default `target/switchboard/`).
 
 mod chart;
 mod common;
@@ -23,21 +29,26 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use switchboard::measure::{self, MIN_TRIALS, Mechanism, Report, Settings, human_size};
+use switchboard::measure::{
+    self, Baseline, Floors, MIN_TRIALS, Mechanism, OpenLoop, Report, Role, Settings, UdpLoss, human_size,
+};
 
 /// Compare switchboard's transports side by side, each against its raw mechanism.
 ///
 /// Measures round-trip latency and one-way throughput of each transport (shm in each wait
-/// strategy) and of the raw mechanism under it (plain syscalls, no framing), at each message
-/// size, each time with a fresh child process, in 5 or more interleaved trials (each
-/// mechanism once, then again). Prints each figure's median and range over the trials and
-/// one verdict per size, and writes compare.json, compare.csv and compare.svg to --out.
+/// strategy), of the raw mechanism under it (plain syscalls, no framing) and of baselines of
+/// other mechanisms (mq, udp, eventfd-shm), at each message size, each time with a fresh
+/// child process, in 5 or more interleaved trials (each mechanism once, then again); and
+/// the machine's floors first. Prints each figure's median and range over the trials, the
+/// floors and each row's distance from its floor, and one verdict per size, and writes
+/// compare.json, compare.csv, compare.svg and compare-extras.json to --out.
 #[derive(Parser, Debug)]
 #[command(name = "compare", version)]
 struct Args {
     /// Comma-separated transports: tcp, unix, pipe, shm, shm-spin, shm-block, shm-adaptive,
     /// and with the feature zmq zmq-ipc, zmq-tcp (each is measured beside its raw baseline;
-    /// zmq's are the sockets under it, raw-unix and raw-tcp) [default: all]
+    /// zmq's are the sockets under it, raw-unix and raw-tcp); and baselines of other
+    /// mechanisms: mq, udp, eventfd-shm [default: all of them]
     #[arg(long, value_delimiter = ',', value_parser = parse_transport)]
     transports: Vec<Mechanism>,
 
@@ -58,7 +69,7 @@ struct Args {
     #[arg(long, value_parser = parse_pin)]
     pin: Option<(usize, usize)>,
 
-    /// Folder for compare.json, compare.csv and compare.svg
+    /// Folder for compare.json, compare.csv, compare.svg and compare-extras.json
     #[arg(long, default_value = "target/switchboard")]
     out: PathBuf,
 
@@ -80,10 +91,23 @@ struct Args {
     /// 0.5 ms, like the jobs of a parallel build (0: none)
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
     load: u16,
+
+    /// Also measure open-loop latency at these offered rates, messages/s, e.g. 10k,100k
+    /// (64-byte messages, every mechanism compared) [default: off]
+    #[arg(long, value_delimiter = ',', value_parser = parse_rate)]
+    open_loop: Vec<u64>,
+
+    /// Seconds of each open-loop run [default: 1; --quick: 0.2]
+    #[arg(long, value_parser = parse_duration)]
+    open_loop_duration: Option<Duration>,
 }
 
 fn parse_transport(s: &str) -> Result<Mechanism, String> {
     measure::parse_transport(s).map_err(common::reason)
+}
+
+fn parse_rate(s: &str) -> Result<u64, String> {
+    measure::parse_rate(s).map_err(common::reason)
 }
 
 fn parse_count(s: &str) -> Result<usize, String> {
@@ -168,7 +192,11 @@ fn run(args: Args, baseline: Option<Report>) -> Result<(), Box<dyn Error>> {
     settings.load = usize::from(args.load);
     // Fail now, not after minutes of measuring, if the results cannot be written.
     check_writable(&args.out)?;
-    let transports = if args.transports.is_empty() { Mechanism::all_transports() } else { args.transports };
+    let transports = if args.transports.is_empty() {
+        [Mechanism::all_transports(), Mechanism::all_baselines()].concat()
+    } else {
+        args.transports
+    };
     let sizes = if !args.sizes.is_empty() {
         args.sizes
     } else if args.quick {
@@ -192,12 +220,26 @@ fn run(args: Args, baseline: Option<Report>) -> Result<(), Box<dyn Error>> {
         );
     }
     let started = Instant::now();
+    // The floors first, while no child runs.
+    let floors = Floors::measure(&sizes, settings.duration)?;
+    let mut skipped = Vec::new();
     let bar = ProgressBar::new((mechanisms.len() * sizes.len() * settings.trials) as u64);
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} [{elapsed}]").expect("valid template"));
     let mut report = Report::new(settings.clone());
     for &size in &sizes {
+        let mut here = Vec::new();
+        for &m in &mechanisms {
+            match m.max_message_size().filter(|&max| size > max) {
+                Some(max) => {
+                    skipped
+                        .push(format!("{m} {}: skipped, it carries at most {max} bytes a message", human_size(size)));
+                    bar.inc(settings.trials as u64);
+                }
+                None => here.push(m),
+            }
+        }
         let mut current = None;
-        let measured = measure::measure_trials(&mechanisms, size, &settings, |m, trial| {
+        let measured = measure::measure_trials(&here, size, &settings, |m, trial| {
             if current.is_some() {
                 bar.inc(1);
             }
@@ -208,20 +250,28 @@ fn run(args: Args, baseline: Option<Report>) -> Result<(), Box<dyn Error>> {
             Some((m, trial)) => format!("{m} at {size} B, trial {trial}: {e}"),
             None => format!("at {size} B: {e}"),
         })?;
-        bar.inc(1);
+        if current.is_some() {
+            bar.inc(1);
+        }
         for m in measured {
             report.push(m);
         }
         report.memcpy_mb_per_s.push((size, measure::memcpy_mb_per_s(size, settings.duration / 3)));
     }
     bar.finish_and_clear();
+    let open_loop_duration =
+        args.open_loop_duration.unwrap_or(if args.quick { Duration::from_millis(200) } else { Duration::from_secs(1) });
+    let extras = measure_extras(&args.open_loop, open_loop_duration, &mechanisms, &sizes, &settings, floors, skipped)?;
 
     // Stdout may be closed (`| head`), but the files are the results: write them regardless.
     let mut out = io::stdout().lock();
-    let printed = print_results(&mut out, &report, baseline.as_ref().map(|b| (b, args.baseline.as_deref())));
+    let printed = print_results(&mut out, &report, baseline.as_ref().map(|b| (b, args.baseline.as_deref())))
+        .and_then(|()| extras.print(&mut out, &report));
     let json = args.out.join("compare.json");
     let csv = args.out.join("compare.csv");
     let svg = args.out.join("compare.svg");
+    let extras_json = args.out.join("compare-extras.json");
+    std::fs::write(&extras_json, extras.to_json()).map_err(|e| format!("writing {}: {e}", extras_json.display()))?;
     std::fs::write(&json, report.to_json()).map_err(|e| format!("writing {}: {e}", json.display()))?;
     std::fs::write(&csv, report.to_csv()).map_err(|e| format!("writing {}: {e}", csv.display()))?;
     chart::draw(&report, &svg).map_err(|e| format!("drawing {}: {e}", svg.display()))?;
@@ -249,6 +299,134 @@ fn print_results(out: &mut impl Write, report: &Report, baseline: Option<(&Repor
         writeln!(out, "\n{}", report.changes_since(earlier, &source))?;
     }
     Ok(())
+}
+
+/// What the comparison measures beside the table: floors, open loop, UDP's loss.
+#[derive(serde::Serialize)]
+struct Extras {
+    floors: Floors,
+    /// Mechanism and size pairs not measured, and why.
+    skipped: Vec<String>,
+    udp_loss: Vec<UdpLoss>,
+    udp_resends: u64,
+    open_loop: Vec<OpenLoop>,
+}
+
+/// Runs the UDP loss probe (if udp is compared) and the open-loop runs.
+fn measure_extras(
+    rates: &[u64],
+    duration: Duration,
+    mechanisms: &[Mechanism],
+    sizes: &[usize],
+    settings: &Settings,
+    floors: Floors,
+    skipped: Vec<String>,
+) -> Result<Extras, Box<dyn Error>> {
+    let mut udp_loss = Vec::new();
+    if mechanisms.contains(&Mechanism::Baseline(Baseline::Udp)) {
+        for &size in sizes.iter().filter(|&&s| Mechanism::Baseline(Baseline::Udp).max_message_size() >= Some(s)) {
+            let count = (settings.stream_bytes / size).clamp(1000, 100_000) as u64;
+            udp_loss.push(measure::udp_stream_loss(size, count)?);
+        }
+    }
+    let mut open_loop = Vec::new();
+    let bar = ProgressBar::new((rates.len() * mechanisms.len()) as u64);
+    for &rate in rates {
+        for &m in mechanisms {
+            bar.set_message(format!("open loop {m} {rate}/s"));
+            let run = measure::open_loop(m, 64, rate, duration, settings)
+                .map_err(|e| format!("{m} open loop at {rate}/s: {e}"))?;
+            open_loop.push(run);
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(Extras { floors, skipped, udp_loss, udp_resends: measure::udp_resends(), open_loop })
+}
+
+impl Extras {
+    /// Printed after the table: which row is which, what was skipped, the floors and each
+    /// row's distance from its floor, UDP's loss, and the open-loop sections.
+    fn print(&self, out: &mut impl Write, report: &Report) -> io::Result<()> {
+        let mechanisms: Vec<Mechanism> = {
+            let mut seen = Vec::new();
+            for m in &report.measurements {
+                if let Ok(m) = m.mechanism.parse::<Mechanism>()
+                    && !seen.contains(&m)
+                {
+                    seen.push(m);
+                }
+            }
+            seen
+        };
+        writeln!(out, "\nrows:")?;
+        for line in Role::legend(&mechanisms) {
+            writeln!(out, "  {line}")?;
+        }
+        if !self.skipped.is_empty() {
+            writeln!(out, "not measured:")?;
+        }
+        for line in &self.skipped {
+            writeln!(out, "  {line}")?;
+        }
+        writeln!(out, "\n{}", self.floors.table())?;
+        writeln!(out, "{}", self.floors.distances(&report.measurements))?;
+        if !self.udp_loss.is_empty() {
+            writeln!(
+                out,
+                "udp: measured rows are paced by a credit window (nothing lost); {} round-trip resends. Unpaced, as fast as one thread sends:",
+                self.udp_resends
+            )?;
+            for l in &self.udp_loss {
+                writeln!(
+                    out,
+                    "  {:>8}: sent {}, received {} ({:.1}% lost; receive buffer {} B)",
+                    human_size(l.size),
+                    l.sent,
+                    l.received,
+                    l.lost_fraction() * 100.0,
+                    l.rcvbuf
+                )?;
+            }
+            writeln!(out)?;
+        }
+        let mut rates: Vec<f64> = self.open_loop.iter().map(|r| r.offered_per_s).collect();
+        rates.dedup();
+        for rate in rates {
+            writeln!(
+                out,
+                "open loop at {rate:.0} messages/s, 64 B: µs from the due send time to the echo (corrected for coordinated omission, as wrk2); closed = from the actual send"
+            )?;
+            writeln!(
+                out,
+                "{:<13} {:>11} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11} {:>10}  kept up",
+                "mechanism", "achieved/s", "p50", "p99", "p99.9", "max", "closed p50", "closed p99", "lag p99",
+            )?;
+            for r in self.open_loop.iter().filter(|r| r.offered_per_s == rate) {
+                let us = |ns: u64| ns as f64 / 1e3;
+                writeln!(
+                    out,
+                    "{:<13} {:>11.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11.2} {:>11.2} {:>10.2}  {}",
+                    r.mechanism,
+                    r.achieved_per_s,
+                    us(r.p50_ns),
+                    us(r.p99_ns),
+                    us(r.p999_ns),
+                    us(r.max_ns),
+                    us(r.uncorrected_p50_ns),
+                    us(r.uncorrected_p99_ns),
+                    us(r.send_lag_p99_ns),
+                    if r.kept_up() { "yes" } else { "NO: achieved < offered" }
+                )?;
+            }
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+
+    fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the extras always serialize")
+    }
 }
 
 /// Creates `dir` if needed and checks that a file can be written in it.

@@ -20,6 +20,12 @@ pub(crate) trait Link {
     fn send(&mut self, msg: &[u8]) -> Result<()>;
     /// Receives one message of `len` bytes into `buf`.
     fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> Result<()>;
+    /// Like `recv`, but gives up after `timeout` with [`Error::Timeout`] (the open loop
+    /// waits for echoes only until its next send is due). Links without it say so.
+    fn recv_timeout(&mut self, buf: &mut Vec<u8>, len: usize, timeout: Duration) -> Result<()> {
+        let _ = (buf, len, timeout);
+        Err(Error::Config("this mechanism cannot receive with a timeout".into()))
+    }
 }
 
 impl Link for Box<dyn Transport> {
@@ -28,6 +34,13 @@ impl Link for Box<dyn Transport> {
     }
     fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> Result<()> {
         let got = Transport::recv(self, buf)?;
+        if got != len {
+            return Err(Error::Protocol(format!("expected a {len}-byte message, got {got} bytes")));
+        }
+        Ok(())
+    }
+    fn recv_timeout(&mut self, buf: &mut Vec<u8>, len: usize, timeout: Duration) -> Result<()> {
+        let got = Transport::recv_timeout(self, buf, timeout)?;
         if got != len {
             return Err(Error::Protocol(format!("expected a {len}-byte message, got {got} bytes")));
         }
@@ -51,7 +64,7 @@ fn send_report(link: &mut dyn Link, cpu: Duration, count: u64) -> Result<()> {
     link.send(&report)
 }
 
-fn recv_report(link: &mut dyn Link, buf: &mut Vec<u8>) -> Result<ChildReport> {
+pub(super) fn recv_report(link: &mut dyn Link, buf: &mut Vec<u8>) -> Result<ChildReport> {
     link.recv(buf, REPORT_LEN)?;
     let cpu = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
     let count = u64::from_le_bytes(buf[8..16].try_into().expect("8 bytes"));
@@ -60,7 +73,7 @@ fn recv_report(link: &mut dyn Link, buf: &mut Vec<u8>) -> Result<ChildReport> {
 
 /// Stamps `seq` into a message: the first byte is the "last" flag, then the sequence number
 /// as far as it fits, and again at the end for messages of 16 bytes or more.
-fn stamp(msg: &mut [u8], seq: u64, last: bool) {
+pub(super) fn stamp(msg: &mut [u8], seq: u64, last: bool) {
     msg[0] = last as u8;
     let bytes = seq.to_le_bytes();
     let n = (msg.len() - 1).min(8);
@@ -71,7 +84,7 @@ fn stamp(msg: &mut [u8], seq: u64, last: bool) {
     }
 }
 
-fn check_stamp(msg: &[u8], seq: u64) -> Result<()> {
+pub(super) fn check_stamp(msg: &[u8], seq: u64) -> Result<()> {
     let bytes = seq.to_le_bytes();
     let n = (msg.len() - 1).min(8);
     let head_ok = msg[1..1 + n] == bytes[..n];

@@ -1,15 +1,17 @@
-//! What can be measured: each switchboard transport (shm once per wait strategy) and the raw
-//! mechanism under it, by the names the reports and command lines use; and the parsers the
-//! examples share for their options.
+//! What can be measured: each switchboard transport (shm once per wait strategy), the raw
+//! mechanism under it, and baselines of mechanisms switchboard has no transport for (POSIX
+//! message queues, UDP, eventfd-signalled shared memory: see `baseline/`), by the names the
+//! reports and command lines use; and the parsers the examples share for their options.
 
 use std::fmt;
 use std::str::FromStr;
 
+use super::baseline::Baseline;
 use crate::error::{Error, Result};
 use crate::transport::{Kind, WaitStrategy};
 
-/// A thing to measure: a switchboard transport (shm with a wait strategy) or the raw
-/// mechanism under it.
+/// A thing to measure: a switchboard transport (shm with a wait strategy), the raw
+/// mechanism under it, or a baseline of another mechanism.
 ///
 /// Its name (`Display` and `FromStr`) is the one the reports and the `compare` example's
 /// `--transports` option use.
@@ -22,7 +24,7 @@ use crate::transport::{Kind, WaitStrategy};
 /// let spin: Mechanism = "shm-spin".parse()?;
 /// assert_eq!(spin, Mechanism::Transport { kind: Kind::Shm, wait: WaitStrategy::Spin });
 /// assert_eq!(spin.raw().to_string(), "raw-shm");
-/// assert!(spin.raw().is_raw() && spin.raw().kind() == Kind::Shm);
+/// assert!(spin.raw().is_raw() && spin.raw().kind() == Some(Kind::Shm));
 /// assert_eq!(Mechanism::transport(Kind::Shm).to_string(), "shm-adaptive");
 ///
 /// let names: Vec<String> = Mechanism::all_transports().iter().map(|m| m.to_string()).collect();
@@ -31,6 +33,7 @@ use crate::transport::{Kind, WaitStrategy};
 /// # Ok::<(), switchboard::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Mechanism {
     /// A switchboard transport.
     Transport {
@@ -42,6 +45,10 @@ pub enum Mechanism {
     /// The same exchange over plain syscalls: pipes, a socketpair, TCP with `TCP_NODELAY`,
     /// or shared memory spinning on an atomic.
     Raw(Kind),
+    /// A mechanism switchboard has no transport for, driven with plain syscalls like
+    /// [`Raw`](Mechanism::Raw): `mq`, `udp`, `eventfd-shm`. It has no raw pair (its
+    /// [`raw`](Mechanism::raw) is itself) and no "x raw" ratio.
+    Baseline(Baseline),
     /// A ZeroMQ PAIR endpoint (feature `zmq`) over `ipc://` (an abstract Unix socket) or
     /// `tcp://127.0.0.1`: `zmq-ipc`, `zmq-tcp`. ZeroMQ has no raw baseline of its own; its
     /// [`raw`](Mechanism::raw) is the socket under it, raw-unix or raw-tcp.
@@ -140,29 +147,49 @@ impl Mechanism {
         match self {
             #[cfg(feature = "zmq")]
             Mechanism::Zmq { tcp } => Mechanism::Raw(if tcp { Kind::Tcp } else { Kind::Unix }),
-            _ => Mechanism::Raw(self.kind()),
+            Mechanism::Transport { kind, .. } => Mechanism::Raw(kind),
+            Mechanism::Raw(_) | Mechanism::Baseline(_) => self,
         }
     }
 
-    /// The underlying kind.
+    /// The switchboard transport kind underneath, or `None` for a baseline of another
+    /// mechanism (it has none).
     ///
     /// # Examples
     /// ```
     /// use switchboard::Kind;
     /// use switchboard::measure::Mechanism;
     ///
-    /// assert_eq!("raw-unix".parse::<Mechanism>()?.kind(), Kind::Unix);
+    /// assert_eq!("raw-unix".parse::<Mechanism>()?.kind(), Some(Kind::Unix));
+    /// assert_eq!("udp".parse::<Mechanism>()?.kind(), None);
     /// # Ok::<(), switchboard::Error>(())
     /// ```
-    pub fn kind(self) -> Kind {
+    pub fn kind(self) -> Option<Kind> {
         match self {
-            Mechanism::Transport { kind, .. } | Mechanism::Raw(kind) => kind,
+            Mechanism::Transport { kind, .. } | Mechanism::Raw(kind) => Some(kind),
+            Mechanism::Baseline(_) => None,
             #[cfg(feature = "zmq")]
-            Mechanism::Zmq { .. } => Kind::Zmq,
+            Mechanism::Zmq { .. } => Some(Kind::Zmq),
         }
     }
 
-    /// Whether this is a raw baseline.
+    /// What the reports put in their `kind` column: the transport kind, or for a baseline of
+    /// another mechanism its own name.
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::measure::Mechanism;
+    ///
+    /// assert_eq!("shm-spin".parse::<Mechanism>()?.kind_name(), "shm");
+    /// assert_eq!("eventfd-shm".parse::<Mechanism>()?.kind_name(), "eventfd-shm");
+    /// # Ok::<(), switchboard::Error>(())
+    /// ```
+    pub fn kind_name(self) -> String {
+        self.kind().map_or_else(|| self.to_string(), |k| k.to_string())
+    }
+
+    /// Whether this is a raw baseline: the raw mechanism under a transport, or a baseline of
+    /// another mechanism (both are plain syscalls without framing).
     ///
     /// # Examples
     /// ```
@@ -170,10 +197,131 @@ impl Mechanism {
     /// use switchboard::measure::Mechanism;
     ///
     /// assert!(Mechanism::Raw(Kind::Pipe).is_raw());
+    /// assert!("mq".parse::<Mechanism>()?.is_raw());
     /// assert!(!Mechanism::transport(Kind::Pipe).is_raw());
+    /// # Ok::<(), switchboard::Error>(())
     /// ```
     pub fn is_raw(self) -> bool {
-        matches!(self, Mechanism::Raw(_))
+        matches!(self, Mechanism::Raw(_) | Mechanism::Baseline(_))
+    }
+
+    /// Which kind of row this is in a comparison: a switchboard transport, the raw
+    /// mechanism under one, or a baseline of another mechanism.
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::measure::{Mechanism, Role};
+    ///
+    /// assert_eq!("unix".parse::<Mechanism>()?.role(), Role::Transport);
+    /// assert_eq!("raw-unix".parse::<Mechanism>()?.role(), Role::Raw);
+    /// assert_eq!("mq".parse::<Mechanism>()?.role().to_string(), "baseline");
+    /// # Ok::<(), switchboard::Error>(())
+    /// ```
+    pub fn role(self) -> Role {
+        match self {
+            Mechanism::Raw(_) => Role::Raw,
+            Mechanism::Baseline(_) => Role::Baseline,
+            _ => Role::Transport,
+        }
+    }
+
+    /// The largest message this mechanism can carry in a comparison, or `None` for no limit
+    /// below the harness's own (POSIX queues stop at `/proc/sys/fs/mqueue/msgsize_max`, UDP
+    /// datagrams at 65,507 bytes). A comparison skips the sizes above it and says so.
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::measure::Mechanism;
+    ///
+    /// assert_eq!("udp".parse::<Mechanism>()?.max_message_size(), Some(65_507));
+    /// assert_eq!("pipe".parse::<Mechanism>()?.max_message_size(), None);
+    /// # Ok::<(), switchboard::Error>(())
+    /// ```
+    pub fn max_message_size(self) -> Option<usize> {
+        match self {
+            Mechanism::Baseline(b) => b.max_message_size(),
+            _ => None,
+        }
+    }
+
+    /// The baselines of other mechanisms, in report order: `mq`, `udp`, `eventfd-shm`.
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::measure::Mechanism;
+    ///
+    /// let names: Vec<String> = Mechanism::all_baselines().iter().map(|m| m.to_string()).collect();
+    /// assert_eq!(names, ["mq", "udp", "eventfd-shm"]);
+    /// ```
+    pub fn all_baselines() -> Vec<Mechanism> {
+        Baseline::ALL.map(Mechanism::Baseline).to_vec()
+    }
+}
+
+/// Which kind of row a [`Mechanism`] is in a comparison.
+///
+/// # Examples
+/// ```
+/// use switchboard::measure::{Mechanism, Role};
+///
+/// let rows: Vec<Role> = ["tcp", "raw-tcp", "udp"].iter().map(|n| n.parse::<Mechanism>().map(|m| m.role())).collect::<Result<_, _>>()?;
+/// assert_eq!(rows, [Role::Transport, Role::Raw, Role::Baseline]);
+/// # Ok::<(), switchboard::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Role {
+    /// A switchboard transport.
+    Transport,
+    /// The raw mechanism under a transport: the same syscalls without framing.
+    Raw,
+    /// A mechanism switchboard has no transport for, as plain syscalls.
+    Baseline,
+}
+
+impl Role {
+    /// `transport`, `raw`, `baseline`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Transport => "transport",
+            Role::Raw => "raw",
+            Role::Baseline => "baseline",
+        }
+    }
+
+    /// One line per role present in `mechanisms`, naming its rows and what the role means:
+    /// the legend a comparison table prints so that each row says which kind it is.
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::measure::{Mechanism, Role};
+    ///
+    /// let legend = Role::legend(&["unix".parse()?, "raw-unix".parse()?, "mq".parse()?]);
+    /// assert_eq!(legend.len(), 3);
+    /// assert!(legend[2].starts_with("baseline") && legend[2].contains("mq"));
+    /// # Ok::<(), switchboard::Error>(())
+    /// ```
+    pub fn legend(mechanisms: &[Mechanism]) -> Vec<String> {
+        let mut out = Vec::new();
+        for role in [Role::Transport, Role::Raw, Role::Baseline] {
+            let names: Vec<String> = mechanisms.iter().filter(|m| m.role() == role).map(ToString::to_string).collect();
+            if names.is_empty() {
+                continue;
+            }
+            let meaning = match role {
+                Role::Transport => "switchboard transports",
+                Role::Raw => "the raw mechanism under a transport: same syscalls, no framing (x raw divides by it)",
+                Role::Baseline => "other mechanisms as plain syscalls, no switchboard transport (no x raw)",
+            };
+            out.push(format!("{:<9} {}: {meaning}", role.name(), names.join(", ")));
+        }
+        out
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
     }
 }
 
@@ -184,6 +332,7 @@ impl fmt::Display for Mechanism {
             Mechanism::Transport { kind: Kind::Shm, wait } => format!("shm-{wait}"),
             Mechanism::Transport { kind, .. } => kind.to_string(),
             Mechanism::Raw(kind) => format!("raw-{kind}"),
+            Mechanism::Baseline(b) => b.name().to_owned(),
             #[cfg(feature = "zmq")]
             Mechanism::Zmq { tcp } => format!("zmq-{}", if *tcp { "tcp" } else { "ipc" }),
         };
@@ -197,6 +346,9 @@ impl FromStr for Mechanism {
     fn from_str(s: &str) -> Result<Self> {
         if let Some(kind) = s.strip_prefix("raw-") {
             return Ok(Mechanism::Raw(kind.parse()?));
+        }
+        if let Some(b) = Baseline::ALL.into_iter().find(|b| b.name() == s) {
+            return Ok(Mechanism::Baseline(b));
         }
         if let Some(wait) = s.strip_prefix("shm-") {
             return Ok(Mechanism::Transport { kind: Kind::Shm, wait: wait.parse()? });
@@ -212,8 +364,9 @@ impl FromStr for Mechanism {
 }
 
 /// Parses a switchboard transport to measure: `tcp`, `unix`, `pipe`, `shm` (adaptive),
-/// `shm-spin`, `shm-block` or `shm-adaptive`; raw baselines are refused (they are measured
-/// beside each transport). What the `compare` and `ping_pong` examples accept.
+/// `shm-spin`, `shm-block` or `shm-adaptive`, or a baseline of another mechanism: `mq`,
+/// `udp`, `eventfd-shm`; raw baselines (`raw-pipe`) are refused (they are measured beside
+/// each transport). What the `compare` and `ping_pong` examples accept.
 ///
 /// # Errors
 /// [`Error::Config`] listing the names, or saying that raw baselines come by themselves.
@@ -223,15 +376,17 @@ impl FromStr for Mechanism {
 /// use switchboard::measure::{Mechanism, parse_transport};
 ///
 /// assert_eq!(parse_transport("shm")?, Mechanism::transport(switchboard::Kind::Shm));
-/// assert!(parse_transport("raw-pipe").is_err() && parse_transport("udp").is_err());
+/// assert_eq!(parse_transport("udp")?.to_string(), "udp");
+/// assert!(parse_transport("raw-pipe").is_err() && parse_transport("sctp").is_err());
 /// # Ok::<(), switchboard::Error>(())
 /// ```
 pub fn parse_transport(s: &str) -> Result<Mechanism> {
     let Ok(m) = s.parse::<Mechanism>() else {
-        let names: Vec<String> = Mechanism::all_transports().iter().map(ToString::to_string).collect();
+        let all = [Mechanism::all_transports(), Mechanism::all_baselines()].concat();
+        let names: Vec<String> = all.iter().map(ToString::to_string).collect();
         return Err(Error::Config(format!("expected one of {}, or shm (adaptive)", names.join(", "))));
     };
-    if m.is_raw() {
+    if m.role() == Role::Raw {
         return Err(Error::Config("raw baselines are measured beside each transport; name the transport".into()));
     }
     Ok(m)

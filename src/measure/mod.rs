@@ -33,13 +33,16 @@
 //! ```
 
 mod baseline;
+mod floors;
 mod link;
 mod load;
 mod mechanism;
+mod open_loop;
 mod peer;
 mod placement;
 #[allow(unsafe_code)] // the raw shared-memory baseline maps memory itself
 mod raw;
+mod regression;
 mod report;
 mod results;
 mod stats;
@@ -56,11 +59,14 @@ use crate::process::ChildGuard;
 use crate::transport::{DEFAULT_RING_CAPACITY, Options, Transport};
 use link::Link;
 
-pub use baseline::{Change, compare_runs};
+pub use baseline::{Baseline, UdpLoss, udp_resends, udp_stream_loss};
+pub use floors::Floors;
 pub use load::{LOAD_BUSY, LOAD_SLEEP, Load};
-pub use mechanism::{Mechanism, parse_count, parse_size, parse_transport};
+pub use mechanism::{Mechanism, Role, parse_count, parse_size, parse_transport};
+pub use open_loop::{OpenLoop, open_loop, parse_rate};
 pub use peer::BenchPeer;
 pub use placement::{Cores, Placement};
+pub use regression::{Change, compare_runs};
 pub use report::{Report, human_size};
 pub use results::{Figure, Latency, Measurement, Spreads, Throughput, Trial, TrialPlacement};
 pub use stats::{NOISY_SPREAD, Spread, paired_ratios};
@@ -387,6 +393,7 @@ fn spawn(
     };
     let (child, transport) = match mechanism {
         Mechanism::Raw(kind) => return raw::spawn(kind, size, &mut command),
+        Mechanism::Baseline(b) => return baseline::spawn(b, mode, size, &mut command),
         Mechanism::Transport { kind, wait } => options(wait).spawn_child(kind, &mut command)?,
         #[cfg(feature = "zmq")]
         Mechanism::Zmq { tcp: false } => {
@@ -464,12 +471,14 @@ fn serve(spec: &str) -> Result<()> {
     }
     let mut link: Box<dyn Link> = match mechanism {
         Mechanism::Raw(kind) => raw::child_link(kind, size)?,
+        Mechanism::Baseline(b) => baseline::child_link(b, mode, size)?,
         Mechanism::Transport { .. } => Box::new(crate::spawn::connect_to_parent()?),
         #[cfg(feature = "zmq")]
         Mechanism::Zmq { .. } => Box::new(crate::spawn::connect_to_parent()?),
     };
     match mode {
-        "latency" => link::echo(link.as_mut(), size, warmup),
+        // "open": the open loop's child (open_loop.rs), an echo like "latency"'s.
+        "latency" | "open" => link::echo(link.as_mut(), size, warmup),
         "throughput" => link::stream(link.as_mut(), size, warmup, count),
         "bench" => peer::serve(link.as_mut(), size),
         _ => Err(bad()),

@@ -35,7 +35,7 @@ struct RawStream<R, W> {
     write: W,
 }
 
-impl<R: Read, W: Write> Link for RawStream<R, W> {
+impl<R: Read + AsFd, W: Write> Link for RawStream<R, W> {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.write.write_all(msg)?;
         Ok(())
@@ -44,6 +44,14 @@ impl<R: Read, W: Write> Link for RawStream<R, W> {
         buf.resize(len, 0);
         self.read.read_exact(buf)?;
         Ok(())
+    }
+    /// Waits in `ppoll` for the first byte, then reads the message whole (its rest follows
+    /// at once).
+    fn recv_timeout(&mut self, buf: &mut Vec<u8>, len: usize, timeout: Duration) -> Result<()> {
+        if !crate::measure::sys::readable_within(self.read.as_fd(), timeout)? {
+            return Err(Error::Timeout);
+        }
+        self.recv(buf, len)
     }
 }
 
@@ -127,11 +135,12 @@ pub(crate) fn child_link(kind: Kind, size: usize) -> Result<Box<dyn Link>> {
     })
 }
 
-/// Two rings of fixed-size slots in a shared memfd, one per direction.
-struct RawShm {
+/// Two rings of fixed-size slots in a shared memfd, one per direction (the eventfd-shm
+/// baseline reuses them with blocking wake-ups).
+pub(super) struct RawShm {
     ptr: NonNull<u8>,
     len: usize,
-    slots: usize,
+    pub(super) slots: usize,
     slot_size: usize,
 }
 
@@ -149,14 +158,14 @@ impl RawShm {
         (slot_size, slots, CTL + 2 * slots * slot_size)
     }
 
-    fn create(size: usize) -> Result<(Self, OwnedFd)> {
+    pub(super) fn create(size: usize) -> Result<(Self, OwnedFd)> {
         let (slot_size, slots, len) = Self::geometry(size);
         let fd = memfd_create(c"switchboard-raw", MFdFlags::MFD_CLOEXEC)?;
         nix::unistd::ftruncate(&fd, len as i64)?;
         Ok((Self::map(&fd, len, slots, slot_size)?, fd))
     }
 
-    fn attach(fd: OwnedFd, size: usize) -> Result<Self> {
+    pub(super) fn attach(fd: OwnedFd, size: usize) -> Result<Self> {
         let (slot_size, slots, len) = Self::geometry(size);
         if nix::sys::stat::fstat(&fd)?.st_size as usize != len {
             return Err(Error::IncompatibleSegment("raw baseline segment has the wrong size".into()));
@@ -178,13 +187,13 @@ impl RawShm {
     }
 
     /// The counter: ring `r`'s tail (`which` 0) or head (`which` 1), each on its own line.
-    fn counter(&self, r: usize, which: usize) -> &AtomicU64 {
+    pub(super) fn counter(&self, r: usize, which: usize) -> &AtomicU64 {
         // SAFETY: CTL bytes are reserved for four counters 256 bytes apart, 8-aligned in a
         // page-aligned mapping; AtomicU64 is valid for any bytes and lives as long as `self`.
         unsafe { &*self.ptr.as_ptr().add(r * 512 + which * 256).cast::<AtomicU64>() }
     }
 
-    fn slot(&self, r: usize, i: u64) -> *mut u8 {
+    pub(super) fn slot(&self, r: usize, i: u64) -> *mut u8 {
         let index = (i % self.slots as u64) as usize;
         // SAFETY: r < 2 and index < slots, so the slot lies inside the mapping.
         unsafe { self.ptr.as_ptr().add(CTL + (r * self.slots + index) * self.slot_size) }
@@ -236,6 +245,19 @@ impl Link for RawShmSide {
         self.sent += 1;
         self.map.counter(r, 0).store(self.sent, Ordering::Release);
         Ok(())
+    }
+
+    /// Spins until a message is published or `timeout` passes, reading the clock on every
+    /// round: the open loop's waits are microseconds.
+    fn recv_timeout(&mut self, buf: &mut Vec<u8>, len: usize, timeout: Duration) -> Result<()> {
+        let deadline = crate::deadline::after(timeout);
+        while self.map.counter(1 - self.side, 0).load(Ordering::Acquire) == self.received {
+            if crate::deadline::passed(deadline) {
+                return Err(Error::Timeout);
+            }
+            std::hint::spin_loop();
+        }
+        self.recv(buf, len)
     }
 
     fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> Result<()> {

@@ -276,7 +276,7 @@ impl Measurement {
         };
         let mut m = Measurement {
             mechanism: mechanism.to_string(),
-            kind: mechanism.kind().to_string(),
+            kind: mechanism.kind_name(),
             raw: mechanism.is_raw(),
             size,
             latency,

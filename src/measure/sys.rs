@@ -1,8 +1,14 @@
 //! Process facts the harness records: CPU time (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)` per
 //! thread, `getrusage(2)` per process), pinning
-//! (`sched_setaffinity(2)`) and the CPU model.
+//! (`sched_setaffinity(2)`) and the CPU model; and the one wait the raw links share, a
+//! `ppoll(2)` with a nanosecond timeout.
 
-use std::time::Duration;
+use std::os::fd::BorrowedFd;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, ppoll};
+use nix::sys::time::TimeSpec;
 
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::sys::resource::{UsageWho, getrusage};
@@ -45,6 +51,22 @@ pub fn process_cpu() -> Result<(Duration, Duration)> {
     let usage = getrusage(UsageWho::RUSAGE_SELF)?;
     let tv = |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
     Ok((tv(usage.user_time()), tv(usage.system_time())))
+}
+
+/// Whether `fd` polls readable within `timeout`: `ppoll(2)`, whose timeout is in
+/// nanoseconds (`poll(2)` rounds to milliseconds, and `SO_RCVTIMEO` to scheduler ticks, both
+/// far too coarse for an open loop's waits of microseconds).
+pub(crate) fn readable_within(fd: BorrowedFd<'_>, timeout: Duration) -> Result<bool> {
+    let deadline = crate::deadline::after(timeout);
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    loop {
+        let left = deadline.map(|d| TimeSpec::from_duration(d.saturating_duration_since(Instant::now())));
+        match ppoll(&mut fds, left, None) {
+            Ok(n) => return Ok(n > 0),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Pins the calling thread to `core`.
