@@ -25,6 +25,7 @@
 //! # Ok::<(), switchboard::Error>(())
 //! ```
 
+mod external;
 mod link;
 mod mechanism;
 mod peer;
@@ -41,8 +42,10 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::process::ChildGuard;
 use crate::transport::{DEFAULT_RING_CAPACITY, Options, Transport};
-use link::Link;
+use external::Run;
 
+pub use external::{ENV_MEASURE_LINK, Job, measure_link};
+pub use link::Link;
 pub use mechanism::{Mechanism, parse_count, parse_size, parse_transport};
 pub use peer::BenchPeer;
 pub use report::{Report, human_size};
@@ -296,10 +299,15 @@ pub struct Measurement {
 /// ```
 pub fn measure(mechanism: Mechanism, size: usize, settings: &Settings) -> Result<Measurement> {
     assert!(size > 0, "the harness needs messages of at least one byte");
+    pinned(settings, || measure_pinned(mechanism, size, settings))
+}
+
+/// Runs `f` with this thread on the parent's core of [`Settings::pin`], if any.
+fn pinned<T>(settings: &Settings, f: impl FnOnce() -> Result<T>) -> Result<T> {
     if let Some((parent, _)) = settings.pin {
         sys::pin(parent)?;
     }
-    let result = measure_pinned(mechanism, size, settings);
+    let result = f();
     if settings.pin.is_some() {
         sys::unpin()?;
     }
@@ -307,7 +315,27 @@ pub fn measure(mechanism: Mechanism, size: usize, settings: &Settings) -> Result
 }
 
 fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Result<Measurement> {
-    let (child, mut link) = spawn(mechanism, "latency", size, settings.warmup, settings.iterations, settings)?;
+    let (latency, throughput) = time_runs(size, settings, &mut |run, warmup, count| {
+        spawn(mechanism, run.name(), size, warmup, count, settings)
+    })?;
+    Ok(Measurement {
+        mechanism: mechanism.to_string(),
+        kind: mechanism.kind().to_string(),
+        raw: mechanism.is_raw(),
+        size,
+        latency,
+        throughput,
+    })
+}
+
+/// Starts the child of one run (`warmup` unmeasured and at most `count` measured messages)
+/// and connects to it.
+type SpawnRun<'a> = dyn FnMut(Run, usize, usize) -> Result<(Child, Box<dyn Link>)> + 'a;
+
+/// The round-trip run and the stream run, each with a fresh child from `spawn`: the one
+/// timing code for switchboard's mechanisms and for [`measure_link`]'s.
+fn time_runs(size: usize, settings: &Settings, spawn: &mut SpawnRun<'_>) -> Result<(Latency, Throughput)> {
+    let (child, mut link) = spawn(Run::Latency, settings.warmup, settings.iterations)?;
     let child = ChildGuard::with_deadline(child, MEASUREMENT_LIMIT + settings.duration);
     let ping = link::ping(link.as_mut(), size, settings.warmup, settings.iterations, settings.duration);
     drop(link);
@@ -334,7 +362,7 @@ fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Res
 
     let count = settings.stream_count(size);
     let warmup = (settings.warmup / 10).clamp(1, count);
-    let (child, mut link) = spawn(mechanism, "throughput", size, warmup, count, settings)?;
+    let (child, mut link) = spawn(Run::Throughput, warmup, count)?;
     let child = ChildGuard::with_deadline(child, MEASUREMENT_LIMIT);
     let stream = link::drain(link.as_mut(), size, warmup, count);
     drop(link);
@@ -354,14 +382,7 @@ fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Res
         msgs_per_s: stream.messages as f64 / seconds,
         cpu_ns_per_message: (stream.parent_cpu + stream.child.cpu).as_nanos() as f64 / stream.messages.max(1) as f64,
     };
-    Ok(Measurement {
-        mechanism: mechanism.to_string(),
-        kind: mechanism.kind().to_string(),
-        raw: mechanism.is_raw(),
-        size,
-        latency,
-        throughput,
-    })
+    Ok((latency, throughput))
 }
 
 /// Single-core memcpy bandwidth in MB/s for `size`-byte copies through a 4 MiB buffer: the
