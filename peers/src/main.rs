@@ -3,7 +3,7 @@
 //! transports.
 //!
 //! ```text
-//! cargo run --release -p switchboard-peers                  # the default run, a few minutes
+//! cargo run --release -p switchboard-peers                  # the default run, about a minute
 //! cargo run --release -p switchboard-peers -- --quick       # a smoke run, well under a minute
 //! cargo run --release -p switchboard-peers -- --mechanisms shm-spin,iceoryx2 --sizes 64,1K --json peers.json
 //! ```
