@@ -310,3 +310,34 @@ impl Progress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contenders_parse_by_their_table_names() {
+        for c in Contender::defaults() {
+            assert_eq!(parse_contender(&c.to_string()), Ok(c));
+        }
+        assert_eq!(parse_contender("shm"), Ok(Contender::Switchboard("shm-adaptive".parse().unwrap())));
+        let refused = parse_contender("zeromq").unwrap_err();
+        assert!(refused.contains("iceoryx2") && refused.contains("shm-spin"), "{refused}");
+        assert!(parse_contender("raw-unix").is_err());
+    }
+
+    #[test]
+    fn arguments_out_of_range_are_refused() {
+        assert!(parse_trials("4").is_err() && parse_trials("x").is_err());
+        assert_eq!(parse_trials("5"), Ok(5));
+        assert!(parse_size("65M").is_err() && parse_size("0").is_err());
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert!(parse_duration("NaN").is_err() && parse_duration("0").is_err());
+    }
+
+    #[test]
+    fn bad_arguments_exit_with_status_2() {
+        let e = Args::try_parse_from(["switchboard-peers", "--mechanisms", "zeromq"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+}

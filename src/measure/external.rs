@@ -96,12 +96,6 @@ impl Job {
         self.size
     }
 
-    /// Whether this is the stream run (the child sends, the parent receives) rather than
-    /// the round-trip run.
-    pub fn is_stream(&self) -> bool {
-        self.run == Run::Throughput
-    }
-
     /// Runs the child's side over `link`: echoes every ping until the parent's last, or
     /// sends the stream; then reports its CPU time and count to the parent.
     ///
