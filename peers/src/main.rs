@@ -230,8 +230,13 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         settings.duration = d;
     }
     settings.pin = args.pin;
-    let mut contenders = if args.mechanisms.is_empty() { Contender::defaults() } else { args.mechanisms };
-    contenders.dedup();
+    let mut contenders = Vec::new();
+    // Each once, in the order given: a repeated name would mix its trials into two rows.
+    for c in if args.mechanisms.is_empty() { Contender::defaults() } else { args.mechanisms } {
+        if !contenders.contains(&c) {
+            contenders.push(c);
+        }
+    }
     let sizes = if args.sizes.is_empty() { vec![64, 64 << 10] } else { args.sizes };
 
     let started = Instant::now();
