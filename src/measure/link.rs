@@ -15,10 +15,57 @@ use crate::error::{Error, Result};
 use crate::measure::sys::thread_cpu;
 use crate::transport::Transport;
 
-/// Sends and receives whole messages; raw links know the size in advance instead of framing.
-pub(crate) trait Link {
+/// One end of a message exchange that the harness times: whole messages whose length both
+/// ends know in advance.
+///
+/// A switchboard transport is one (`Box<dyn Transport>`); so are the raw baselines, which
+/// know the size instead of framing; and so is any other library's channel, which
+/// [`measure_link`](super::measure_link) times with the same loops as switchboard's own.
+///
+/// # Examples
+/// A link over an in-process channel, timed by hand (a real measurement runs each end in its
+/// own process; see [`measure_link`](super::measure_link)).
+/// ```
+/// use std::sync::mpsc::{Receiver, Sender, channel};
+/// use switchboard::Error;
+/// use switchboard::measure::Link;
+///
+/// struct Channel(Sender<Vec<u8>>, Receiver<Vec<u8>>);
+///
+/// impl Link for Channel {
+///     fn send(&mut self, msg: &[u8]) -> switchboard::Result<()> {
+///         self.0.send(msg.to_vec()).map_err(|_| Error::Disconnected)
+///     }
+///     fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> switchboard::Result<()> {
+///         *buf = self.1.recv().map_err(|_| Error::Disconnected)?;
+///         if buf.len() != len {
+///             return Err(Error::Protocol(format!("expected {len} bytes, got {}", buf.len())));
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let (tx, rx) = channel();
+/// let mut link = Channel(tx, rx); // talks to itself
+/// link.send(b"ping")?;
+/// let mut buf = Vec::new();
+/// link.recv(&mut buf, 4)?;
+/// assert_eq!(buf, b"ping");
+/// # Ok::<(), switchboard::Error>(())
+/// ```
+pub trait Link {
+    /// Sends one whole message.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] when the other end is gone; whatever else the link reports.
     fn send(&mut self, msg: &[u8]) -> Result<()>;
-    /// Receives one message of `len` bytes into `buf`.
+
+    /// Receives one whole message, which must be `len` bytes long, into `buf` (replacing what
+    /// it held).
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] for a message of another length; [`Error::Disconnected`] when the
+    /// other end is gone; whatever else the link reports.
     fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> Result<()>;
     /// Like `recv`, but gives up after `timeout` with [`Error::Timeout`] (the open loop
     /// waits for echoes only until its next send is due). Links without it say so.

@@ -33,6 +33,7 @@
 //! ```
 
 mod baseline;
+mod external;
 mod floors;
 mod link;
 mod load;
@@ -57,10 +58,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::process::ChildGuard;
 use crate::transport::{DEFAULT_RING_CAPACITY, Options, Transport};
-use link::Link;
+use external::Run;
 
 pub use baseline::{Baseline, UdpLoss, udp_resends, udp_stream_loss};
+pub use external::{ENV_MEASURE_LINK, Job, measure_link};
 pub use floors::Floors;
+pub use link::Link;
 pub use load::{LOAD_BUSY, LOAD_SLEEP, Load};
 pub use mechanism::{Mechanism, Role, parse_count, parse_size, parse_transport};
 pub use open_loop::{OpenLoop, open_loop, parse_rate};
@@ -281,10 +284,15 @@ fn interleaved<M: Copy, T>(
 /// ```
 pub fn measure(mechanism: Mechanism, size: usize, settings: &Settings) -> Result<Trial> {
     assert!(size > 0, "the harness needs messages of at least one byte");
+    pinned(settings, || measure_pinned(mechanism, size, settings))
+}
+
+/// Runs `f` with this thread on the parent's core of [`Settings::pin`], if any.
+fn pinned<T>(settings: &Settings, f: impl FnOnce() -> Result<T>) -> Result<T> {
     if let Some((parent, _)) = settings.pin {
         sys::pin(parent)?;
     }
-    let result = measure_pinned(mechanism, size, settings);
+    let result = f();
     if settings.pin.is_some() {
         sys::unpin()?;
     }
@@ -292,7 +300,18 @@ pub fn measure(mechanism: Mechanism, size: usize, settings: &Settings) -> Result
 }
 
 fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Result<Trial> {
-    let (child, mut link) = spawn(mechanism, "latency", size, settings.warmup, settings.iterations, settings)?;
+    time_runs(size, settings, &mut |run, warmup, count| spawn(mechanism, run.name(), size, warmup, count, settings))
+}
+
+/// Starts the child of one run (`warmup` unmeasured and at most `count` measured messages)
+/// and connects to it.
+type SpawnRun<'a> = dyn FnMut(Run, usize, usize) -> Result<(Child, Box<dyn Link>)> + 'a;
+
+/// The round-trip run and the stream run, each with a fresh child from `spawn`, and where
+/// the two processes ran: the one timing code for switchboard's mechanisms and for
+/// [`measure_link`]'s. The trial is numbered 1.
+fn time_runs(size: usize, settings: &Settings, spawn: &mut SpawnRun<'_>) -> Result<Trial> {
+    let (child, mut link) = spawn(Run::Latency, settings.warmup, settings.iterations)?;
     let sampler = placement::Sampler::start(child.id());
     let child = ChildGuard::with_deadline(child, MEASUREMENT_LIMIT + settings.duration);
     let ping =
@@ -322,7 +341,7 @@ fn measure_pinned(mechanism: Mechanism, size: usize, settings: &Settings) -> Res
 
     let count = settings.stream_count(size);
     let warmup = (settings.warmup / 10).clamp(1, count);
-    let (child, mut link) = spawn(mechanism, "throughput", size, warmup, count, settings)?;
+    let (child, mut link) = spawn(Run::Throughput, warmup, count)?;
     let sampler = placement::Sampler::start(child.id());
     let child = ChildGuard::with_deadline(child, MEASUREMENT_LIMIT);
     let stream = link::drain(link.as_mut(), size, warmup, count, sampler.progress());
