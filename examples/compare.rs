@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use switchboard::measure::{
-    self, Baseline, Floors, MIN_TRIALS, Mechanism, OpenLoop, Report, Role, Settings, UdpLoss, human_size,
+    self, Baseline, Floors, MIN_TRIALS, Mechanism, OpenLoop, Report, Role, Settings, Spread, UdpLoss, human_size,
 };
 
 /// Compare switchboard's transports side by side, each against its raw mechanism.
@@ -310,6 +310,62 @@ struct Extras {
     udp_loss: Vec<UdpLoss>,
     udp_resends: u64,
     open_loop: Vec<OpenLoop>,
+    batch: Vec<BatchRow>,
+}
+
+/// One transport's batched stream at one size against its raw mechanism's one syscall per
+/// message, over interleaved trials.
+#[derive(serde::Serialize)]
+struct BatchRow {
+    mechanism: String,
+    size: usize,
+    /// Messages/s of each trial, batched and raw.
+    batched_msgs_per_s: Vec<f64>,
+    raw_msgs_per_s: Vec<f64>,
+    /// The median of the trial-by-trial ratios, and their range.
+    x_raw: Spread,
+}
+
+/// Streams of up to 64-byte messages sent with `send_batch` (64 per call) by every kernel
+/// transport compared, against its raw mechanism's stream (one syscall per message), trial by
+/// trial.
+fn measure_batches(
+    mechanisms: &[Mechanism],
+    sizes: &[usize],
+    settings: &Settings,
+) -> Result<Vec<BatchRow>, Box<dyn Error>> {
+    let mut rows = Vec::new();
+    let batched: Vec<Mechanism> = mechanisms
+        .iter()
+        .copied()
+        .filter(|m| matches!(m, Mechanism::Transport { kind, .. } if kind.name() != "shm"))
+        .collect();
+    let bar = ProgressBar::new((batched.len() * sizes.iter().filter(|&&s| s <= 64).count() * settings.trials) as u64);
+    for &size in sizes.iter().filter(|&&s| s <= 64) {
+        for &m in &batched {
+            let (mut ours, mut raw) = (Vec::new(), Vec::new());
+            for trial in 1..=settings.trials {
+                bar.set_message(format!("batched {m} {} trial {trial}", human_size(size)));
+                let run = |m: Mechanism| {
+                    measure::measure_batch(m, size, settings).map_err(|e| format!("batched {m} at {size} B: {e}"))
+                };
+                ours.push(run(m)?.msgs_per_s);
+                raw.push(run(m.raw())?.msgs_per_s);
+                bar.inc(1);
+            }
+            let ratios: Vec<f64> = ours.iter().zip(&raw).map(|(a, b)| a / b).collect();
+            let x_raw = Spread::of(&ratios).ok_or("no trials")?;
+            rows.push(BatchRow {
+                mechanism: m.to_string(),
+                size,
+                batched_msgs_per_s: ours,
+                raw_msgs_per_s: raw,
+                x_raw,
+            });
+        }
+    }
+    bar.finish_and_clear();
+    Ok(rows)
 }
 
 /// Runs the UDP loss probe (if udp is compared) and the open-loop runs.
@@ -341,7 +397,8 @@ fn measure_extras(
         }
     }
     bar.finish_and_clear();
-    Ok(Extras { floors, skipped, udp_loss, udp_resends: measure::udp_resends(), open_loop })
+    let batch = measure_batches(mechanisms, sizes, settings)?;
+    Ok(Extras { floors, skipped, udp_loss, udp_resends: measure::udp_resends(), open_loop, batch })
 }
 
 impl Extras {
@@ -417,6 +474,30 @@ impl Extras {
                     us(r.uncorrected_p99_ns),
                     us(r.send_lag_p99_ns),
                     if r.kept_up() { "yes" } else { "NO: achieved < offered" }
+                )?;
+            }
+            writeln!(out)?;
+        }
+        if !self.batch.is_empty() {
+            writeln!(
+                out,
+                "batched sends: send_batch of {} messages per call, against the raw mechanism's one syscall per message (messages/s, median of {} trials, ratio trial by trial)",
+                measure::BATCH_MESSAGES,
+                self.batch.first().map_or(0, |r| r.raw_msgs_per_s.len())
+            )?;
+            writeln!(out, "{:<13} {:>6} {:>12} {:>12}  x raw (min-max)", "mechanism", "size", "batched/s", "raw/s")?;
+            for r in &self.batch {
+                let median = |v: &[f64]| Spread::of(v).map_or(0.0, |s| s.median);
+                writeln!(
+                    out,
+                    "{:<13} {:>6} {:>12.0} {:>12.0}  {:.2} ({:.2}-{:.2})",
+                    r.mechanism,
+                    human_size(r.size),
+                    median(&r.batched_msgs_per_s),
+                    median(&r.raw_msgs_per_s),
+                    r.x_raw.median,
+                    r.x_raw.min,
+                    r.x_raw.max
                 )?;
             }
             writeln!(out)?;

@@ -157,6 +157,18 @@ impl SendHalf {
         }
     }
 
+    /// Sends every message of `msgs` in as few syscalls as the transport allows, as
+    /// [`Transport::send_batch`].
+    ///
+    /// # Errors
+    /// As [`Transport::send_batch`].
+    pub fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<()> {
+        match &mut self.inner {
+            SendInner::Framed { framed, .. } => framed.send_batch(msgs),
+            SendInner::Shm(t) => t.send_batch(msgs),
+        }
+    }
+
     /// Writes the rest of an accepted message, as [`Transport::flush_timeout`].
     ///
     /// # Errors

@@ -129,6 +129,35 @@ fn timeout_then_delivered(kind: Kind, options: Options) {
     assert_eq!(a.max_message_size(), MAX);
 }
 
+/// A batch arrives as its messages, in order, while the peer reads on another thread (the
+/// batch is bigger than any buffer); a batch with one message above the maximum sends nothing.
+fn batch_arrives_as_its_messages(kind: Kind, options: Options) {
+    let (mut a, mut b) = endpoints(kind, &options);
+    let msgs: Vec<Vec<u8>> = (0..3000u64).map(|i| sequenced(i, [0, 9, 48, 5000][i as usize % 4])).collect();
+    let reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        for expected in 0..3000u64 {
+            b.recv(&mut buf).unwrap();
+            assert_eq!(check_sequenced(&buf).unwrap(), expected);
+        }
+        b
+    });
+    let batch: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+    a.send_batch(&batch).unwrap();
+    let mut b = reader.join().unwrap();
+    let too_big = vec![0u8; MAX + 1];
+    assert!(matches!(a.send_batch(&[b"fits", &too_big]), Err(Error::MessageTooLarge { .. })));
+    let mut buf = Vec::new();
+    assert!(
+        matches!(b.recv_timeout(&mut buf, Duration::from_millis(50)), Err(Error::Timeout)),
+        "{kind}: part of a refused batch arrived"
+    );
+    a.send_batch(&[]).unwrap();
+    a.send_batch(&[b"after"]).unwrap();
+    b.recv(&mut buf).unwrap();
+    assert_eq!(buf, b"after");
+}
+
 macro_rules! suite {
     ($($name:ident: $kind:expr, $options:expr;)*) => {$(
         mod $name {
@@ -139,6 +168,7 @@ macro_rules! suite {
             #[test] fn both_send_at_once() { with_deadline(LIMIT, || super::both_send_at_once($kind, $options)) }
             #[test] fn drop_gives_disconnected() { with_deadline(LIMIT, || super::drop_gives_disconnected($kind, $options)) }
             #[test] fn timeout_then_delivered() { with_deadline(LIMIT, || super::timeout_then_delivered($kind, $options)) }
+            #[test] fn batch_arrives_as_its_messages() { with_deadline(LIMIT, || super::batch_arrives_as_its_messages($kind, $options)) }
         }
     )*};
 }

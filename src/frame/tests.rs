@@ -184,3 +184,26 @@ fn random_streams_decode_to_the_same_messages() {
         }
     }
 }
+
+#[test]
+fn a_batch_is_the_frames_of_its_messages_whatever_the_writes_take() {
+    let big = vec![9u8; 3000];
+    let msgs: Vec<&[u8]> = (0..1200).map(|i| if i % 100 == 7 { &big[..] } else { &b"tick-tock"[..i % 10] }).collect();
+    // Writes that take everything, one byte, or a size that cuts prefixes and bodies.
+    for wchunk in [usize::MAX, 1, 3, 4093] {
+        let mut f = Framed::new(Mem::new(&[], 1), 1 << 20);
+        f.io.wchunk = wchunk;
+        f.send_batch(&msgs).unwrap();
+        assert!(f.io.output == encode(&msgs), "writes of {wchunk} bytes");
+    }
+}
+
+#[test]
+fn a_batch_with_one_message_too_large_sends_nothing() {
+    let mut f = Framed::new(Mem::new(&[], 1), 16);
+    let err = f.send_batch(&[b"fine", &[0; 17], b"fine too"]).unwrap_err();
+    assert!(matches!(err, Error::MessageTooLarge { len: 17, max: 16 }));
+    assert!(f.io.output.is_empty());
+    f.send_batch(&[b"fine"]).unwrap();
+    assert_eq!(f.io.output, encode(&[b"fine"]));
+}

@@ -34,6 +34,9 @@ pub(crate) enum Run {
     Latency,
     /// A one-way stream: the child sends, the parent checks and counts.
     Throughput,
+    /// The same stream, the child sending with `send_batch` (`measure_batch`; switchboard's
+    /// mechanisms only).
+    Batch,
 }
 
 impl Run {
@@ -42,6 +45,7 @@ impl Run {
         match self {
             Run::Latency => "latency",
             Run::Throughput => "throughput",
+            Run::Batch => "batch",
         }
     }
 }
@@ -104,7 +108,7 @@ impl Job {
     pub fn serve(&self, link: &mut dyn Link) -> Result<()> {
         match self.run {
             Run::Latency => link::echo(link, self.size, self.warmup),
-            Run::Throughput => link::stream(link, self.size, self.warmup, self.count),
+            Run::Throughput | Run::Batch => link::stream(link, self.size, self.warmup, self.count),
         }
     }
 }

@@ -60,6 +60,14 @@ pub trait Link {
     /// [`Error::Disconnected`] when the other end is gone; whatever else the link reports.
     fn send(&mut self, msg: &[u8]) -> Result<()>;
 
+    /// Sends several whole messages, in order; by default one [`send`](Link::send) each.
+    ///
+    /// # Errors
+    /// As [`send`](Link::send).
+    fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<()> {
+        msgs.iter().try_for_each(|msg| self.send(msg))
+    }
+
     /// Receives one whole message, which must be `len` bytes long, into `buf` (replacing what
     /// it held).
     ///
@@ -78,6 +86,9 @@ pub trait Link {
 impl Link for Box<dyn Transport> {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         Transport::send(self, msg)
+    }
+    fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<()> {
+        Transport::send_batch(self, msgs)
     }
     fn recv(&mut self, buf: &mut Vec<u8>, len: usize) -> Result<()> {
         let got = Transport::recv(self, buf)?;
@@ -250,6 +261,37 @@ pub(crate) fn drain(
     let parent_cpu = thread_cpu()? - cpu0;
     let child = recv_report(link, &mut buf)?;
     Ok(StreamResult { elapsed, messages: count as u64, parent_cpu, child })
+}
+
+/// The child's side of [`drain`] for a batch run: sends the stream `batch` messages per
+/// [`Link::send_batch`] call, then reports.
+pub(crate) fn stream_batched(
+    link: &mut dyn Link,
+    size: usize,
+    warmup: usize,
+    count: usize,
+    batch: usize,
+) -> Result<()> {
+    let total = (warmup + count) as u64;
+    let mut msgs = vec![vec![0x5Au8; size]; batch.max(1)];
+    let mut cpu0 = thread_cpu()?;
+    let mut seq = 0u64;
+    // The warm-up goes first, on its own, so that the measured part starts on time.
+    for end in [warmup as u64, total] {
+        if end == total {
+            cpu0 = thread_cpu()?;
+        }
+        while seq < end {
+            let n = (end - seq).min(msgs.len() as u64) as usize;
+            for (i, msg) in msgs[..n].iter_mut().enumerate() {
+                stamp(msg, seq + i as u64, false);
+            }
+            let slices: Vec<&[u8]> = msgs[..n].iter().map(Vec::as_slice).collect();
+            link.send_batch(&slices)?;
+            seq += n as u64;
+        }
+    }
+    send_report(link, thread_cpu()? - cpu0, count as u64)
 }
 
 /// The child's side of [`drain`]: sends the stream, then reports.

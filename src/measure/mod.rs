@@ -339,9 +339,21 @@ fn time_runs(size: usize, settings: &Settings, spawn: &mut SpawnRun<'_>) -> Resu
         cpu_ns_per_round_trip: (ping.parent_cpu + ping.child.cpu).as_nanos() as f64 / h.len().max(1) as f64,
     };
 
+    let (throughput, throughput_placement) = stream_run(Run::Throughput, size, settings, spawn)?;
+    Ok(Trial {
+        trial: 1,
+        latency,
+        throughput,
+        placement: TrialPlacement { latency: latency_placement, throughput: throughput_placement },
+    })
+}
+
+/// One stream run (`Run::Throughput`, or `Run::Batch`: the child sends with `send_batch`)
+/// with a fresh child from `spawn`.
+fn stream_run(run: Run, size: usize, settings: &Settings, spawn: &mut SpawnRun<'_>) -> Result<(Throughput, Placement)> {
     let count = settings.stream_count(size);
     let warmup = (settings.warmup / 10).clamp(1, count);
-    let (child, mut link) = spawn(Run::Throughput, warmup, count)?;
+    let (child, mut link) = spawn(run, warmup, count)?;
     let sampler = placement::Sampler::start(child.id());
     let child = ChildGuard::with_deadline(child, MEASUREMENT_LIMIT);
     let stream = link::drain(link.as_mut(), size, warmup, count, sampler.progress());
@@ -363,11 +375,41 @@ fn time_runs(size: usize, settings: &Settings, spawn: &mut SpawnRun<'_>) -> Resu
         msgs_per_s: stream.messages as f64 / seconds,
         cpu_ns_per_message: (stream.parent_cpu + stream.child.cpu).as_nanos() as f64 / stream.messages.max(1) as f64,
     };
-    Ok(Trial {
-        trial: 1,
-        latency,
-        throughput,
-        placement: TrialPlacement { latency: latency_placement, throughput: throughput_placement },
+    Ok((throughput, throughput_placement))
+}
+
+/// Messages per [`Transport::send_batch`] call in [`measure_batch`].
+pub const BATCH_MESSAGES: usize = 64;
+
+/// One-way throughput of `mechanism` at `size` bytes when the sender hands over
+/// [`BATCH_MESSAGES`] messages per [`Transport::send_batch`] call, in a fresh child process
+/// (which must call [`serve_if_child`]). A raw baseline sends one message per syscall
+/// whatever the batch: the figure to compare a transport's batches with.
+///
+/// # Errors
+/// As [`measure`].
+///
+/// # Panics
+/// If `size` is 0.
+///
+/// # Examples
+/// Not run as a doctest: the measurement starts this program again as its child process.
+/// ```no_run
+/// use switchboard::Kind;
+/// use switchboard::measure::{self, Mechanism, Settings};
+///
+/// measure::serve_if_child();
+/// let settings = Settings::quick();
+/// let batched = measure::measure_batch(Mechanism::transport(Kind::Unix), 64, &settings)?;
+/// let raw = measure::measure_batch(Mechanism::Raw(Kind::Unix), 64, &settings)?;
+/// println!("unix 64 B batched: {:.1}x raw", batched.msgs_per_s / raw.msgs_per_s);
+/// # Ok::<(), switchboard::Error>(())
+/// ```
+pub fn measure_batch(mechanism: Mechanism, size: usize, settings: &Settings) -> Result<Throughput> {
+    assert!(size > 0, "the harness needs messages of at least one byte");
+    pinned(settings, || {
+        let mut spawn = |run: Run, warmup, count| spawn(mechanism, run.name(), size, warmup, count, settings);
+        stream_run(Run::Batch, size, settings, &mut spawn).map(|(throughput, _)| throughput)
     })
 }
 
@@ -499,6 +541,7 @@ fn serve(spec: &str) -> Result<()> {
         // "open": the open loop's child (open_loop.rs), an echo like "latency"'s.
         "latency" | "open" => link::echo(link.as_mut(), size, warmup),
         "throughput" => link::stream(link.as_mut(), size, warmup, count),
+        "batch" => link::stream_batched(link.as_mut(), size, warmup, count, BATCH_MESSAGES),
         "bench" => peer::serve(link.as_mut(), size),
         _ => Err(bad()),
     }
