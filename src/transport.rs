@@ -447,7 +447,11 @@ pub enum WaitStrategy {
     Spin,
     /// Sleep on a futex at once: no CPU while waiting, a kernel wake-up per message.
     Block,
-    /// Spin for a bounded time, then sleep (the default). A busy stream makes no syscalls.
+    /// Spin for a learned, bounded time, then sleep (the default). A busy stream makes no
+    /// syscalls. The spin budget (at most [`Options::spin_duration`]) grows while spins pay
+    /// and halves when they run out or the spinner is descheduled; while it is low (a busy
+    /// machine), an endpoint whose peer is asleep sleeps at once instead of holding a CPU the
+    /// peer may need.
     #[default]
     Adaptive,
 }
@@ -532,7 +536,8 @@ impl Default for Options {
     }
 }
 
-/// How long [`WaitStrategy::Adaptive`] spins before it sleeps: 50 µs.
+/// The most [`WaitStrategy::Adaptive`] spins before it sleeps: 50 µs (it learns to spin less
+/// when spinning does not pay).
 ///
 /// Long enough to cover a 64 KiB copy and a peer's reply on another core (a 5 µs budget made
 /// 64 KiB streams pay a wake-up per message on the 2-vCPU VMs this was tuned on), short enough that an idle
@@ -587,8 +592,9 @@ impl Options {
         self
     }
 
-    /// Sets how long [`WaitStrategy::Adaptive`] spins before it sleeps (default
-    /// [`DEFAULT_SPIN`]). On a machine with one CPU it never spins.
+    /// Sets the most [`WaitStrategy::Adaptive`] spins before it sleeps (default
+    /// [`DEFAULT_SPIN`]); it starts there and learns to spin less. On a machine with one CPU
+    /// it never spins.
     pub fn spin_duration(mut self, spin: Duration) -> Self {
         self.spin_duration = spin;
         self

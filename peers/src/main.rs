@@ -109,7 +109,9 @@ impl Contender {
             Contender::Switchboard(m) => {
                 let how = match m.to_string().as_str() {
                     "shm-spin" => "shared-memory rings, busy-spinning",
-                    "shm-adaptive" => "shared-memory rings, spinning 50 µs then a futex sleep",
+                    "shm-adaptive" => {
+                        "shared-memory rings, spinning (a learned budget, at most 50 µs) then a futex sleep"
+                    }
                     "shm-block" => "shared-memory rings, futex sleep at once",
                     "unix" => "a Unix stream socket, u32 length prefix",
                     "tcp" => "TCP on 127.0.0.1 with TCP_NODELAY, u32 length prefix",

@@ -57,6 +57,11 @@ pub(crate) struct WakeLine {
     /// Raised by each waiter before it sleeps and lowered after, so that the waker makes a
     /// syscall only when someone sleeps.
     pub(crate) sleeping: AtomicU32,
+    /// Of those, how many wait for space (a send), rather than only for data: the peer rings
+    /// after freeing space only for them, so a receiver's every release does not wake a
+    /// sender that waits for the reply (on a busy machine that spurious wake-up could take
+    /// the CPU from the very process about to send it).
+    pub(crate) space_sleeping: AtomicU32,
     /// Set by an endpoint whose owner waits in `poll`/`epoll` on its readiness descriptor:
     /// the waker then writes that endpoint's eventfd (once: it clears the flag).
     pub(crate) polled: AtomicU32,
@@ -132,6 +137,7 @@ impl Header {
         for bell in &self.bells {
             bell.seq.store(0, Relaxed);
             bell.sleeping.store(0, Relaxed);
+            bell.space_sleeping.store(0, Relaxed);
             bell.polled.store(0, Relaxed);
         }
         // Magic last, with release: a reader that sees it sees the rest.

@@ -336,7 +336,7 @@ impl ShmTransport {
 
     fn release(&mut self, rec: &Record) {
         self.consumer.release(rec);
-        self.ring_peer();
+        self.ring_peer_space();
     }
 
     /// Consumes fragments until a whole record or a completed message is next, or the ring is
@@ -492,6 +492,13 @@ impl ShmTransport {
         }
         let peer_cpus = header(&self.region).endpoints[1 - self.side].cpus.load(Ordering::Relaxed);
         let adaptive = self.strategy == WaitStrategy::Adaptive;
+        // When spinning has not been paying (the budget is low: the machine is busy), adaptive
+        // does not spin for a peer that is asleep (or woken but not yet on a CPU): it answers
+        // no sooner than a wake-up, and it may need the very CPU a spinner would hold. On a
+        // quiet machine the budget stays high and the spin covers the peer's wake-up.
+        if adaptive && self.budget.low() && self.peer_bell.owner_asleep() {
+            return self.sleep_until(want, deadline);
+        }
         let budget = if adaptive { self.budget.get() } else { self.spin };
         let mut spin =
             Spin::new(self.strategy, budget, wait::one_cpu_for_both(self.machine_has_one, self.my_cpus, peer_cpus));
@@ -515,8 +522,14 @@ impl ShmTransport {
         if adaptive {
             self.budget.learn(&spin, false);
         }
+        self.sleep_until(want, deadline)
+    }
+
+    /// The sleeping phase of [`wait`](Self::wait): on the bell, in slices of at most
+    /// [`CHECK_EVERY`], checking the peer's liveness after each.
+    fn sleep_until(&mut self, want: Want, deadline: Option<Instant>) -> Result<Got> {
         loop {
-            let sleep = self.my_bell.prepare();
+            let sleep = self.my_bell.prepare(matches!(want, Want::Space(_)));
             if let Some(got) = self.poll(want)? {
                 return Ok(got);
             }
@@ -532,8 +545,10 @@ impl ShmTransport {
                 return Err(Error::Timeout);
             }
             let slice = deadline.map_or(CHECK_EVERY, |d| (d - now).min(CHECK_EVERY));
-            sleep.sleep(slice)?;
-            if !self.peer.alive() {
+            // A ring says the peer ran just now: ask the kernel about it only after a silence
+            // (a syscall per wake-up otherwise).
+            let rung = sleep.sleep(slice)?;
+            if !rung && !self.peer.alive() {
                 return self.last_look(want);
             }
         }

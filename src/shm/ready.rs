@@ -78,6 +78,17 @@ impl ShmTransport {
         }
     }
 
+    /// Like [`ring_peer`](Self::ring_peer) after freeing space: the futex wake only for a
+    /// peer that waits for space.
+    #[inline]
+    pub(crate) fn ring_peer_space(&self) {
+        if self.peer_bell.ring_space()
+            && let Some(bells) = &self.doorbells
+        {
+            raise(&bells.peer);
+        }
+    }
+
     /// Called when a `recv` is about to time out, if someone polls this endpoint: clears the
     /// eventfd, announces `polled`, and says whether something to receive (or the peer's
     /// departure) is visible already, in which case the `recv` should look again.

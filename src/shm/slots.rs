@@ -127,7 +127,8 @@ impl ShmSendSlot<'_> {
     pub fn commit(self) {
         let len = self.len() as u64;
         self.transport.producer.commit(self.res, Tag::Whole, len);
-        self.transport.peer_bell.ring();
+        // Also writes the peer's eventfd if it waits in `poll`.
+        self.transport.ring_peer();
     }
 }
 

@@ -84,13 +84,32 @@ impl Bell {
     /// (the flag is taken: the caller must write the owner's eventfd).
     #[inline]
     pub(crate) fn ring(&self) -> bool {
+        self.ring_if(|line| line.sleeping.load(Ordering::Relaxed) != 0)
+    }
+
+    /// Like [`ring`](Bell::ring), after freeing space: wakes only an owner that waits for
+    /// space.
+    #[inline]
+    pub(crate) fn ring_space(&self) -> bool {
+        self.ring_if(|line| line.space_sleeping.load(Ordering::Relaxed) != 0)
+    }
+
+    #[inline]
+    fn ring_if(&self, asleep: impl FnOnce(&WakeLine) -> bool) -> bool {
         fence(Ordering::SeqCst);
         let line = self.line();
-        if line.sleeping.load(Ordering::Relaxed) != 0 {
+        if asleep(line) {
             line.seq.fetch_add(1, Ordering::Release);
             futex_wake(&line.seq);
         }
         line.polled.load(Ordering::Relaxed) != 0 && line.polled.swap(0, Ordering::Relaxed) != 0
+    }
+
+    /// Whether the bell's owner is asleep on it, or woken but not yet running again (it
+    /// lowers the count itself once it runs).
+    #[inline]
+    pub(crate) fn owner_asleep(&self) -> bool {
+        self.line().sleeping.load(Ordering::Relaxed) != 0
     }
 
     /// Announces that our owner will wait in `poll` on its readiness descriptor. As with
@@ -104,12 +123,17 @@ impl Bell {
     /// Announces that we are about to sleep on our own bell. The caller must then look at
     /// the rings once more before [`Sleep::sleep`]: whatever the peer published before it saw
     /// our announcement is visible to that look (both sides fence between store and load).
-    pub(crate) fn prepare(&self) -> Sleep {
+    /// `for_space`: the owner waits for room to send (and for data too: a whole endpoint
+    /// reads ahead while it waits to send).
+    pub(crate) fn prepare(&self, for_space: bool) -> Sleep {
         let line = self.line();
         let seq = line.seq.load(Ordering::Acquire);
         line.sleeping.fetch_add(1, Ordering::Relaxed);
+        if for_space {
+            line.space_sleeping.fetch_add(1, Ordering::Relaxed);
+        }
         fence(Ordering::SeqCst);
-        Sleep { bell: *self, seq }
+        Sleep { bell: *self, seq, for_space }
     }
 }
 
@@ -117,15 +141,18 @@ impl Bell {
 pub(crate) struct Sleep {
     bell: Bell,
     seq: u32,
+    for_space: bool,
 }
 
 impl Sleep {
-    /// Sleeps until rung or `timeout`.
+    /// Sleeps until rung or `timeout`; whether the bell was rung (since [`Bell::prepare`]).
     ///
     /// # Errors
     /// As [`futex_wait`].
-    pub(crate) fn sleep(self, timeout: Duration) -> std::io::Result<()> {
-        futex_wait(&self.bell.line().seq, self.seq, timeout)
+    pub(crate) fn sleep(self, timeout: Duration) -> std::io::Result<bool> {
+        let word = &self.bell.line().seq;
+        futex_wait(word, self.seq, timeout)?;
+        Ok(word.load(Ordering::Relaxed) != self.seq)
     }
 }
 
@@ -134,7 +161,11 @@ impl Drop for Sleep {
         // A counter, not a flag: the other half of a split endpoint may still sleep. The peer
         // can scribble on it; the worst is a missed or needless wake-up, which `CHECK_EVERY`
         // bounds.
-        self.bell.line().sleeping.fetch_sub(1, Ordering::Relaxed);
+        let line = self.bell.line();
+        line.sleeping.fetch_sub(1, Ordering::Relaxed);
+        if self.for_space {
+            line.space_sleeping.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -165,13 +196,13 @@ const PREEMPTED_GAP: Duration = Duration::from_micros(20);
 /// mutexes and parking_lot learn theirs).
 ///
 /// Spinning pays when the peer answers while it runs on another CPU; it hurts when the peer
-/// waits for a CPU, because the spinner holds one (on a busy 2-CPU machine, the peer's reply
+/// waits for a CPU, because the spinner holds one (on a busy 2-CPU machine the peer's reply
 /// then waits for the spin to run out, every round trip). So: a spin that succeeds adds
-/// [`SpinBudget::STEP`] to the budget (up to the configured maximum); a spin that runs out
-/// halves it; a spin during which the spinner was descheduled (the machine is oversubscribed)
-/// drops it to the floor. On a quiet machine successes dominate and the budget stays at the
-/// maximum; on a busy one it settles where a spin of a few microseconds catches the replies
-/// that come while both run, and a wait that would not pay is cut short.
+/// [`SpinBudget::STEP`] to the budget (up to the configured maximum); a spin that runs out,
+/// or during which the spinner was descheduled (the machine is oversubscribed), halves it.
+/// On a quiet machine successes dominate and the budget stays at the maximum; on a busy one
+/// it falls to [`SpinBudget::FLOOR`], and while it is [`low`](SpinBudget::low) the endpoint
+/// does not spin at all for a peer that is asleep (see `ShmTransport::wait`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SpinBudget {
     current: Duration,
@@ -184,6 +215,8 @@ impl SpinBudget {
     pub(crate) const FLOOR: Duration = Duration::from_micros(1);
     /// What each successful spin adds.
     pub(crate) const STEP: Duration = Duration::from_nanos(500);
+    /// Below this the budget is low: recent spins did not pay.
+    pub(crate) const LOW: Duration = Duration::from_micros(4);
 
     pub(crate) fn new(max: Duration) -> Self {
         SpinBudget { current: max, max }
@@ -194,14 +227,17 @@ impl SpinBudget {
         self.current
     }
 
+    /// Whether recent spins failed, so that the budget is near its floor.
+    pub(crate) fn low(&self) -> bool {
+        self.current < Self::LOW.min(self.max)
+    }
+
     /// Learns from a spin that ended: `succeeded` if what it waited for came while spinning.
     pub(crate) fn learn(&mut self, spin: &Spin, succeeded: bool) {
         let floor = Self::FLOOR.min(self.max);
-        if spin.preempted {
-            self.current = floor;
-        } else if succeeded {
+        if succeeded && !spin.preempted {
             self.current = (self.current + Self::STEP).min(self.max);
-        } else if spin.exhausted {
+        } else if spin.exhausted || spin.preempted {
             self.current = (self.current / 2).max(floor);
         }
     }
@@ -385,12 +421,16 @@ mod tests {
     /// be erased by the first sleeper's wake-up, or the peer would stop ringing for the other.
     #[test]
     fn two_sleepers_on_one_bell_are_both_counted() {
-        let line =
-            Box::new(WakeLine { seq: AtomicU32::new(0), sleeping: AtomicU32::new(0), polled: AtomicU32::new(0) });
+        let line = Box::new(WakeLine {
+            seq: AtomicU32::new(0),
+            sleeping: AtomicU32::new(0),
+            space_sleeping: AtomicU32::new(0),
+            polled: AtomicU32::new(0),
+        });
         // SAFETY: `line` outlives the bell, which is dropped at the end of this test first.
         let bell = unsafe { Bell::new(NonNull::from(&*line)) };
-        let first = bell.prepare();
-        let second = bell.prepare();
+        let first = bell.prepare(false);
+        let second = bell.prepare(true);
         assert_eq!(line.sleeping.load(Ordering::Relaxed), 2);
         drop(first);
         assert_eq!(line.sleeping.load(Ordering::Relaxed), 1, "the second sleeper is no longer announced");
@@ -398,7 +438,74 @@ mod tests {
         bell.ring();
         assert_ne!(line.seq.load(Ordering::Relaxed), before, "a sleeper was announced but the bell did not ring");
         // Its wait returns at once: the word moved since it announced itself.
-        second.sleep(Duration::from_secs(30)).unwrap();
+        assert!(second.sleep(Duration::from_secs(30)).unwrap(), "the ring is not seen");
         assert_eq!(line.sleeping.load(Ordering::Relaxed), 0);
+    }
+
+    fn line() -> Box<WakeLine> {
+        Box::new(WakeLine {
+            seq: AtomicU32::new(0),
+            sleeping: AtomicU32::new(0),
+            space_sleeping: AtomicU32::new(0),
+            polled: AtomicU32::new(0),
+        })
+    }
+
+    /// Freeing space wakes a sender waiting for room, not a receiver waiting for data (whose
+    /// spurious wake-up would cost a context switch per message on a busy machine); a new
+    /// record wakes both.
+    #[test]
+    fn freed_space_rings_only_for_a_sender() {
+        let line = line();
+        // SAFETY: `line` outlives the bell.
+        let bell = unsafe { Bell::new(NonNull::from(&*line)) };
+        let receiver = bell.prepare(false);
+        bell.ring_space();
+        assert_eq!(line.seq.load(Ordering::Relaxed), 0, "a receiver was woken for space");
+        bell.ring();
+        assert_eq!(line.seq.load(Ordering::Relaxed), 1, "a receiver was not woken for data");
+        drop(receiver);
+        let sender = bell.prepare(true);
+        bell.ring_space();
+        assert_eq!(line.seq.load(Ordering::Relaxed), 2, "a sender was not woken for space");
+        drop(sender);
+        assert_eq!((line.sleeping.load(Ordering::Relaxed), line.space_sleeping.load(Ordering::Relaxed)), (0, 0));
+    }
+
+    /// The adaptive budget: successes grow it to the maximum, runs-out and preemptions halve it
+    /// down to the floor, and only a budget near the floor counts as low.
+    #[test]
+    fn the_spin_budget_learns_from_outcomes() {
+        let max = Duration::from_micros(50);
+        let mut budget = SpinBudget::new(max);
+        let spin = |exhausted, preempted| {
+            let mut s = Spin::new(WaitStrategy::Adaptive, max, false);
+            s.exhausted = exhausted;
+            s.preempted = preempted;
+            s
+        };
+        let success = spin(false, false);
+        budget.learn(&success, true);
+        assert_eq!(budget.get(), max, "a success grew the budget past the maximum");
+        budget.learn(&spin(true, false), false);
+        assert_eq!(budget.get(), max / 2);
+        budget.learn(&spin(false, true), false);
+        assert_eq!(budget.get(), max / 4, "a preempted spin must halve the budget");
+        budget.learn(&spin(false, true), true);
+        assert_eq!(budget.get(), max / 8, "a success after a preemption is no evidence for spinning");
+        assert!(!budget.low());
+        for _ in 0..10 {
+            budget.learn(&spin(true, false), false);
+        }
+        assert_eq!(budget.get(), SpinBudget::FLOOR);
+        assert!(budget.low());
+        // A wait that ended by the caller's deadline (not exhausted) teaches nothing.
+        budget.learn(&spin(false, false), false);
+        assert_eq!(budget.get(), SpinBudget::FLOOR);
+        for _ in 0..6 {
+            budget.learn(&success, true);
+        }
+        assert_eq!(budget.get(), SpinBudget::FLOOR + 6 * SpinBudget::STEP);
+        assert!(!budget.low());
     }
 }
