@@ -81,6 +81,10 @@ pub(crate) trait Stream {
 /// (1024 on Linux).
 pub(crate) const BATCH_PER_WRITE: usize = 512;
 
+/// Frames up to this size (prefix included) are copied into one buffer and written with one
+/// plain slice rather than a two-slice gather write.
+const SMALL_FRAME: usize = 512;
+
 /// Bytes in the length prefix.
 pub(crate) const PREFIX_LEN: usize = 4;
 
@@ -281,6 +285,12 @@ impl<S: Stream> Framed<S> {
         // A message accepted earlier goes out whole first.
         self.flush_until(None)?;
         let total = header.len() + msg.len();
+        if fds.is_empty() && total <= SMALL_FRAME {
+            let mut frame = [0u8; SMALL_FRAME];
+            frame[..header.len()].copy_from_slice(header);
+            frame[header.len()..total].copy_from_slice(msg);
+            return self.write_all_now(&frame[..total]);
+        }
         let mut done = 0;
         while done < total {
             // Descriptors go with the first byte; once any byte is out, they are out.
@@ -298,6 +308,25 @@ impl<S: Stream> Framed<S> {
                 }
                 Err(e) => {
                     // The peer cannot read (and half a frame may be out): no more sends.
+                    self.send_broken = true;
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` (a whole small frame) over as many writes as it takes.
+    fn write_all_now(&mut self, bytes: &[u8]) -> Result<()> {
+        let mut done = 0;
+        while done < bytes.len() {
+            match self.io.try_write_vectored(&[IoSlice::new(&bytes[done..])]) {
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait_writable(None)?;
+                }
+                Err(e) => {
                     self.send_broken = true;
                     return Err(e.into());
                 }
