@@ -14,7 +14,7 @@ use std::path::Path;
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::prelude::*;
-use switchboard::measure::{Figure, Mechanism, NOISY_SPREAD, Report, human_size};
+use switchboard::measure::{Figure, Mechanism, NOISY_SPREAD, Report, Role, human_size};
 
 const WIDTH: u32 = 1800;
 const HEIGHT: u32 = 680;
@@ -37,20 +37,36 @@ const PALETTE: [RGBColor; 11] = [
     RGBColor(0x00, 0x00, 0x00), // black
 ];
 
-/// One line of the chart: a mechanism, its colour, and whether it is a raw baseline (dashed).
+/// One line of the chart: a mechanism, its colour, whether it is a raw baseline (dashed),
+/// and whether it is another mechanism's baseline (dotted, a triangle: mq, udp, eventfd-shm).
 struct Series {
     name: String,
     colour: RGBColor,
     raw: bool,
+    other: bool,
 }
+
+/// Colours of the other mechanisms' baselines: greys and browns, apart from the transports'.
+const OTHER_PALETTE: [RGBColor; 4] = [
+    RGBColor(0x66, 0x66, 0x66), // grey
+    RGBColor(0x8C, 0x56, 0x3C), // brown
+    RGBColor(0x99, 0x99, 0x33), // olive
+    RGBColor(0x00, 0x00, 0x00), // black
+];
 
 /// Colours in report order: a transport takes the next colour, a raw baseline the colour of
 /// the first transport it is the baseline of.
 fn series(report: &Report) -> Vec<Series> {
     let mut out: Vec<Series> = Vec::new();
-    let mut next = 0;
+    let (mut next, mut next_other) = (0, 0);
     for m in &report.measurements {
         if out.iter().any(|s| s.name == m.mechanism) {
+            continue;
+        }
+        if m.mechanism.parse::<Mechanism>().is_ok_and(|t| t.role() == Role::Baseline) {
+            let colour = OTHER_PALETTE[next_other % OTHER_PALETTE.len()];
+            next_other += 1;
+            out.push(Series { name: m.mechanism.clone(), colour, raw: false, other: true });
             continue;
         }
         let partner = m.raw.then(|| {
@@ -63,7 +79,7 @@ fn series(report: &Report) -> Vec<Series> {
                 PALETTE[(next - 1) % PALETTE.len()]
             }
         };
-        out.push(Series { name: m.mechanism.clone(), colour, raw: m.raw });
+        out.push(Series { name: m.mechanism.clone(), colour, raw: m.raw, other: false });
     }
     out
 }
@@ -162,7 +178,9 @@ fn draw_panel(
             })
             .collect();
         let line: Vec<(f64, f64)> = points.iter().map(|&(x, y, _)| (x, y)).collect();
-        if s.raw {
+        if s.other {
+            chart.draw_series(DashedLineSeries::new(line, 2, 4, s.colour.stroke_width(2)))?;
+        } else if s.raw {
             chart.draw_series(DashedLineSeries::new(line, 7, 5, s.colour.stroke_width(2)))?;
         } else {
             chart.draw_series(LineSeries::new(line, s.colour.stroke_width(2)))?;
@@ -180,7 +198,12 @@ fn draw_panel(
             // Hollow where the trials disagree; a baseline's point is a square.
             let fill = if spread.is_noisy() { WHITE.filled() } else { s.colour.filled() };
             let outline = s.colour.stroke_width(2);
-            if s.raw {
+            if s.other {
+                let triangle = vec![(0, -5), (5, 4), (-5, 4)];
+                chart.draw_series([EmptyElement::at((x, y))
+                    + Polygon::new(triangle.clone(), fill)
+                    + PathElement::new([triangle.clone(), vec![triangle[0]]].concat(), outline)])?;
+            } else if s.raw {
                 let square = [(-4, -4), (4, 4)];
                 chart.draw_series([EmptyElement::at((x, y))
                     + Rectangle::new(square, fill)
@@ -204,7 +227,12 @@ fn draw_legend(
     let mut y = 40;
     for s in series {
         let style = s.colour.stroke_width(2);
-        if s.raw {
+        if s.other {
+            for x in (10..46).step_by(6) {
+                area.draw(&PathElement::new(vec![(x, y), (x + 2, y)], style))?;
+            }
+            area.draw(&Polygon::new(vec![(28, y - 5), (33, y + 4), (23, y + 4)], s.colour.filled()))?;
+        } else if s.raw {
             area.draw(&PathElement::new(vec![(10, y), (18, y)], style))?;
             area.draw(&PathElement::new(vec![(24, y), (32, y)], style))?;
             area.draw(&PathElement::new(vec![(38, y), (46, y)], style))?;
@@ -220,6 +248,7 @@ fn draw_legend(
     let notes = [
         "solid: transport".to_string(),
         "dashed: its raw baseline".to_string(),
+        "dotted: another mechanism".to_string(),
         format!("whisker: min-max of {trials} trials"),
         format!("hollow: trials differ > {:.0}%", NOISY_SPREAD * 100.0),
         "   of the median".to_string(),

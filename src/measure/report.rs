@@ -66,10 +66,13 @@ pub struct Report {
 impl Report {
     /// An empty report for a run with `settings` on this machine, starting now.
     pub fn new(settings: Settings) -> Self {
-        let placement = match settings.pin {
+        let mut placement = match settings.pin {
             Some((p, c)) => format!("pinned parent=cpu{p} child=cpu{c}"),
             None => "unpinned".into(),
         };
+        if settings.load > 0 {
+            placement.push_str(&format!(", under load of {} processes", settings.load));
+        }
         Report {
             cpu_model: super::cpu_model(),
             cpus: super::cpu_count(),
