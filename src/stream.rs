@@ -210,8 +210,9 @@ impl Stream for FdStream {
     }
 }
 
-/// `ppoll` on a read fd and a write fd (possibly the same one) until `deadline`.
-fn wait_fds(
+/// `ppoll` on a read fd and a write fd (possibly the same one) until `deadline` (also the
+/// seqpacket transport's wait).
+pub(crate) fn wait_fds(
     rfd: BorrowedFd<'_>,
     read: bool,
     wfd: BorrowedFd<'_>,

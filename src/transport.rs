@@ -133,8 +133,8 @@ pub trait Transport: Send + Any {
     ///
     /// # Errors
     /// [`Error::Disconnected`] once the peer is gone and every message it sent was received;
-    /// [`Error::Truncated`], [`Error::FrameTooLarge`] or [`Error::CorruptSegment`] when the
-    /// peer broke the protocol.
+    /// [`Error::Truncated`], [`Error::FrameTooLarge`], [`Error::Malformed`] or
+    /// [`Error::CorruptSegment`] when the peer broke the protocol.
     fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize>;
 
     /// Like [`recv`](Transport::recv), but gives up after `timeout`.
@@ -308,6 +308,12 @@ pub enum Kind {
     Pipe,
     /// Two single-producer/single-consumer byte rings in shared memory.
     Shm,
+    /// A Unix domain `SOCK_SEQPACKET` socket: the kernel keeps message boundaries, so a
+    /// message that fits in one record travels without a length prefix. Any local process.
+    Seqpacket,
+    /// Two named pipes (`mkfifo(3)`): unrelated local processes meet at a path, without
+    /// sockets.
+    Fifo,
     /// A ZeroMQ `PAIR` socket (feature `zmq`): talks to any ZeroMQ PAIR peer, over `tcp://`
     /// to other hosts or `ipc://` on this one. Not in [`Kind::ALL`]: it exists only with the
     /// feature, and a feature must not change `ALL`'s type.
@@ -318,7 +324,7 @@ pub enum Kind {
 impl Kind {
     /// Every transport of every build, in the order the README and reports list them (not
     /// `Zmq`, which only the feature `zmq` has).
-    pub const ALL: [Kind; 4] = [Kind::Tcp, Kind::Unix, Kind::Pipe, Kind::Shm];
+    pub const ALL: [Kind; 6] = [Kind::Tcp, Kind::Unix, Kind::Pipe, Kind::Shm, Kind::Seqpacket, Kind::Fifo];
 
     /// The name used by `Display`, `FromStr`, command-line options and the environment.
     pub fn name(self) -> &'static str {
@@ -327,6 +333,8 @@ impl Kind {
             Kind::Unix => "unix",
             Kind::Pipe => "pipe",
             Kind::Shm => "shm",
+            Kind::Seqpacket => "seqpacket",
+            Kind::Fifo => "fifo",
             #[cfg(feature = "zmq")]
             Kind::Zmq => "zmq",
         }
@@ -348,7 +356,11 @@ impl FromStr for Kind {
             return Ok(Kind::Zmq);
         }
         Kind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
-            let names = if cfg!(feature = "zmq") { "tcp, unix, pipe, shm or zmq" } else { "tcp, unix, pipe or shm" };
+            let names = if cfg!(feature = "zmq") {
+                "tcp, unix, pipe, shm, seqpacket, fifo or zmq"
+            } else {
+                "tcp, unix, pipe, shm, seqpacket or fifo"
+            };
             Error::Config(format!("unknown transport {s:?}: expected {names}"))
         })
     }
