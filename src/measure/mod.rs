@@ -30,6 +30,7 @@ mod mechanism;
 mod peer;
 #[allow(unsafe_code)] // the raw shared-memory baseline maps memory itself
 mod raw;
+mod raw_ipc;
 mod report;
 mod sys;
 
