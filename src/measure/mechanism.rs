@@ -26,7 +26,7 @@ use crate::transport::{Kind, WaitStrategy};
 /// assert_eq!(Mechanism::transport(Kind::Shm).to_string(), "shm-adaptive");
 ///
 /// let names: Vec<String> = Mechanism::all_transports().iter().map(|m| m.to_string()).collect();
-/// assert_eq!(names[..6], ["tcp", "unix", "pipe", "shm-spin", "shm-block", "shm-adaptive"]);
+/// assert_eq!(names[..8], ["tcp", "unix", "pipe", "shm-spin", "shm-block", "shm-adaptive", "seqpacket", "fifo"]);
 /// // With the feature zmq, then "zmq-ipc" and "zmq-tcp".
 /// # Ok::<(), switchboard::Error>(())
 /// ```
@@ -40,7 +40,7 @@ pub enum Mechanism {
         wait: WaitStrategy,
     },
     /// The same exchange over plain syscalls: pipes, a socketpair, TCP with `TCP_NODELAY`,
-    /// or shared memory spinning on an atomic.
+    /// shared memory spinning on an atomic, seqpacket records, or two fifos.
     Raw(Kind),
     /// A ZeroMQ PAIR endpoint (feature `zmq`) over `ipc://` (an abstract Unix socket) or
     /// `tcp://127.0.0.1`: `zmq-ipc`, `zmq-tcp`. ZeroMQ has no raw baseline of its own; its
@@ -85,9 +85,9 @@ impl Mechanism {
     ///         mechanisms.push(m.raw());
     ///     }
     /// }
-    /// // 6 transports and 4 raw baselines; with the feature zmq, zmq-ipc and zmq-tcp too, whose
+    /// // 8 transports and 6 raw baselines; with the feature zmq, zmq-ipc and zmq-tcp too, whose
     /// // baselines (raw-unix, raw-tcp) are there already.
-    /// assert_eq!(mechanisms.len(), if cfg!(feature = "zmq") { 12 } else { 10 });
+    /// assert_eq!(mechanisms.len(), if cfg!(feature = "zmq") { 16 } else { 14 });
     /// ```
     pub fn all_transports() -> Vec<Mechanism> {
         let mut out = Vec::new();
@@ -212,7 +212,7 @@ impl FromStr for Mechanism {
 }
 
 /// Parses a switchboard transport to measure: `tcp`, `unix`, `pipe`, `shm` (adaptive),
-/// `shm-spin`, `shm-block` or `shm-adaptive`; raw baselines are refused (they are measured
+/// `shm-spin`, `shm-block`, `shm-adaptive`, `seqpacket` or `fifo`; raw baselines are refused (they are measured
 /// beside each transport). What the `compare` and `ping_pong` examples accept.
 ///
 /// # Errors
