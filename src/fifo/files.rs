@@ -37,14 +37,17 @@ pub(crate) struct FifoFiles {
 }
 
 impl FifoFiles {
-    /// Makes the two fifos of `base` (mode 0600). A fifo left there by a server that died
-    /// (nobody reads it) is replaced; a fifo in use, or a path that is not a fifo, is refused.
-    pub(crate) fn create(base: &Path) -> Result<Self> {
+    /// Makes the two fifos of `base` (mode 0600) and opens `to-server` for reading at once,
+    /// so that another server checking whether it is in use finds it read. A fifo left there
+    /// by a server that died (nobody reads it) is replaced; a fifo in use, or a path that is
+    /// not a fifo, is refused.
+    pub(crate) fn create(base: &Path) -> Result<(Self, File)> {
         let mut files = FifoFiles { made: Vec::new(), dir: None };
-        for path in paths(base) {
-            files.make(&path)?;
-        }
-        Ok(files)
+        let [up, down] = paths(base);
+        files.make(&up)?;
+        let read = open_read(&up).map_err(|e| Error::about(e, up.display()))?;
+        files.make(&down)?;
+        Ok((files, read))
     }
 
     /// Two fifos in a fresh private directory (mode 0700) under the temporary directory,

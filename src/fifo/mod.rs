@@ -129,7 +129,7 @@ impl FifoTransport {
     pub fn create(base: impl AsRef<Path>, options: &Options) -> Result<Self> {
         options.check()?;
         let base = base.as_ref();
-        let mut server = FifoServer::new(FifoFiles::create(base)?, base)?;
+        let mut server = FifoServer::create(base)?;
         let deadline = deadline::after(options.handshake_timeout);
         match server.accept_until(None, options, deadline)? {
             Some(t) => Ok(t),
@@ -146,8 +146,9 @@ impl FifoTransport {
     /// handshake timeout for the server to be there.
     ///
     /// # Errors
-    /// [`Error::Io`] naming the path if it is not a fifo (`InvalidInput`), or if no server
-    /// reads it within the handshake timeout (`NotFound` or the last `open` error);
+    /// [`Error::Io`] naming the path if it is not a fifo (`InvalidInput`), if it does not
+    /// exist within the handshake timeout (`NotFound`) or nobody reads it by then
+    /// (`ConnectionRefused`: a server that died left it);
     /// [`Error::Handshake`] if the server refuses the client.
     ///
     /// # Examples
@@ -178,6 +179,11 @@ impl FifoTransport {
                 {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                // Still nobody reads it: a server that died before anyone came left it.
+                Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                    let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "no server reads this fifo");
+                    return Err(Error::about(refused, up.display()));
                 }
                 Err(e) => return Err(Error::about(e, up.display())),
             }
@@ -219,17 +225,19 @@ pub(crate) struct FifoServer {
 }
 
 impl FifoServer {
-    /// Opens the read end of `files` (made at `base`).
-    pub(crate) fn new(files: FifoFiles, base: &Path) -> Result<Self> {
+    /// Makes the fifos at `base` and reads `to-server`.
+    pub(crate) fn create(base: &Path) -> Result<Self> {
+        let (files, read) = FifoFiles::create(base)?;
         let [up, down] = files::paths(base);
-        let read = files::open_read(&up).map_err(|e| Error::about(e, up.display()))?;
         Ok(FifoServer { files, up, down, read, hello: HelloReader::default() })
     }
 
     /// Two fifos in a private directory, for a spawned child; and their base path.
     pub(crate) fn private() -> Result<(Self, std::path::PathBuf)> {
         let (files, base) = FifoFiles::private()?;
-        Ok((Self::new(files, &base)?, base))
+        let [up, down] = files::paths(&base);
+        let read = files::open_read(&up).map_err(|e| Error::about(e, up.display()))?;
+        Ok((FifoServer { files, up, down, read, hello: HelloReader::default() }, base))
     }
 
     /// Waits until `deadline` for the client's hello (with `token`, if given); `Ok(None)` if
