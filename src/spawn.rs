@@ -2,14 +2,15 @@
 //!
 //! The parent puts what the child needs in the environment (never argv, which other users can
 //! read in `/proc`): `SWITCHBOARD_CONNECT` says which transport and where, `SWITCHBOARD_TOKEN`
-//! carries 256 random bits that the child presents in its tcp/unix/pipe hello, so another local
-//! process that connects first is refused. Pipes and shared memory travel as inherited file
+//! carries 256 random bits that the child presents in its hello (every transport but shm), so
+//! another local process that connects first is refused. Pipes and shared memory travel as inherited file
 //! descriptors: created close-on-exec, with the flag cleared only in the child, between
 //! `fork` and `exec` (`Command::pre_exec`), so that no other child ever inherits them.
 //!
-//! Every transport confirms the child: tcp and unix by the handshake, pipe by a hello frame
-//! (with the token) that the child writes first, shm by the child marking the segment
-//! attached. `spawn_child` returns only once that happened, so a child that exits or never
+//! Every transport confirms the child: tcp, unix, seqpacket and fifo by the handshake (fifo's
+//! two fifos wait in a private directory whose path is in `SWITCHBOARD_CONNECT`), pipe by a
+//! hello frame (with the token) that the child writes first, shm by the child marking the
+//! segment attached. `spawn_child` returns only once that happened, so a child that exits or never
 //! calls `connect_to_parent` is an error from `spawn_child`, never a `recv` that hangs.
 
 #![allow(unsafe_code)]

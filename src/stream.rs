@@ -1,4 +1,4 @@
-//! The byte-stream endpoint under tcp, unix and pipe: blocking reads, non-blocking gather
+//! The byte-stream endpoint under tcp, unix, pipe and fifo: blocking reads, non-blocking gather
 //! writes, and `ppoll(2)` with a deadline.
 //!
 //! Reads block in `read(2)` so that a blocking `recv` costs exactly one syscall, like the raw
