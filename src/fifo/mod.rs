@@ -188,7 +188,17 @@ impl FifoTransport {
                 Err(e) => return Err(Error::about(e, up.display())),
             }
         };
-        let read = files::open_read(&down).map_err(|e| Error::about(e, down.display()))?;
+        // The server makes `to-client` just after it starts reading `to-server`.
+        let read = loop {
+            match files::open_read(&down) {
+                Ok(file) => break file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !deadline::passed(deadline) => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(e) => return Err(Error::about(e, down.display())),
+            }
+        };
         let mut conn = Self::from_files(read, write, options)?;
         let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
         handshake::client(&mut conn.framed, token, left.max(Duration::from_millis(1)))?;
