@@ -22,11 +22,15 @@
 //! use switchboard::{Kind, Options, Transport, pair};
 //!
 //! let (mut a, mut b) = pair(Kind::Seqpacket, &Options::new())?;
-//! a.send(b"one record")?;
-//! a.send(&vec![7; 1 << 20])?; // nine records, reassembled
+//! // More than the socket holds: send from a thread while this one receives.
+//! let sender = std::thread::spawn(move || -> switchboard::Result<()> {
+//!     a.send(b"one record")?;
+//!     a.send(&vec![7; 1 << 20]) // nine records, reassembled
+//! });
 //! let mut buf = Vec::new();
 //! assert_eq!(b.recv(&mut buf)?, 10);
 //! assert_eq!(b.recv(&mut buf)?, 1 << 20);
+//! sender.join().expect("the sender thread panicked")?;
 //! # Ok::<(), switchboard::Error>(())
 //! ```
 
