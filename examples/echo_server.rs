@@ -158,7 +158,8 @@ fn bind(kind: Kind) -> Result<Listener, Box<dyn Error>> {
         // Shared memory for unrelated processes: clients meet the server at an abstract Unix
         // socket and each gets a sealed memfd of its own over it. Nothing in /dev/shm.
         Kind::Shm => Listener::bind(&format!("shm:@switchboard-echo-{}", std::process::id()).parse()?, &options)?,
-        other => return Err(format!("{other} has no listener: use tcp, unix or shm").into()),
+        Kind::Seqpacket => Listener::bind_seqpacket_private(&options)?,
+        other => return Err(format!("{other} has no listener: use tcp, unix, shm or seqpacket").into()),
     })
 }
 

@@ -50,7 +50,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         Kind::Shm => {
             Listener::bind(&format!("shm:@switchboard-tokio-echo-{}", std::process::id()).parse()?, &Options::new())?
         }
-        other => return Err(format!("{other} has no listener: use tcp, unix or shm").into()),
+        Kind::Seqpacket => Listener::bind_seqpacket_private(&Options::new())?,
+        other => return Err(format!("{other} has no listener: use tcp, unix, shm or seqpacket").into()),
     };
     let address = listener.local_addr().clone();
     println!("listening on {address}; starting {} client processes", args.clients);

@@ -1,6 +1,7 @@
 //! Where a listener listens and a client connects: `tcp:HOST:PORT`, `unix:PATH` or
-//! `unix:@NAME` (an abstract Unix socket, `unix(7)`), `shm:`, `zmq:ENDPOINT` (feature `zmq`),
-//! and `connect`, which dials one.
+//! `unix:@NAME` (an abstract Unix socket, `unix(7)`), `shm:`, `seqpacket:PATH` or
+//! `seqpacket:@NAME`, `fifo:PATH`, `zmq:ENDPOINT` (feature `zmq`), and `connect`, which dials
+//! one.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -10,7 +11,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
+use crate::fifo::FifoTransport;
 use crate::handshake::Token;
+use crate::seqpacket::SeqpacketTransport;
 use crate::shm::ShmTransport;
 use crate::tcp::TcpTransport;
 use crate::transport::{Options, Transport};
@@ -22,7 +25,9 @@ use crate::zmq::{self, ZmqTransport};
 /// `unix:@NAME` for a Linux abstract socket (no file; what
 /// [`Listener::bind_unix_private`](crate::Listener::bind_unix_private) uses); `shm:PATH` or
 /// `shm:@NAME` for shared memory between unrelated processes, met through a Unix socket;
-/// `zmq:ENDPOINT` (feature `zmq`) for a ZeroMQ PAIR peer.
+/// `seqpacket:PATH` or `seqpacket:@NAME` for a Unix `SOCK_SEQPACKET` socket; `fifo:PATH` for
+/// a pair of named pipes (one peer, no listener); `zmq:ENDPOINT` (feature `zmq`) for a ZeroMQ
+/// PAIR peer.
 ///
 /// # Examples
 /// ```
@@ -34,6 +39,10 @@ use crate::zmq::{self, ZmqTransport};
 /// assert!(matches!(addr, Address::Unix(_)));
 /// let addr: Address = "unix:@my-service".parse()?;
 /// assert_eq!(addr, Address::UnixAbstract("my-service".into()));
+/// let addr: Address = "seqpacket:@my-service".parse()?;
+/// assert_eq!(addr, Address::SeqpacketAbstract("my-service".into()));
+/// let addr: Address = "fifo:/run/user/1000/app".parse()?;
+/// assert_eq!(addr.to_string(), "fifo:/run/user/1000/app");
 /// # Ok::<(), switchboard::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +62,18 @@ pub enum Address {
     Shm(PathBuf),
     /// As [`Shm`](Address::Shm), met at an abstract Unix socket name. Written `shm:@NAME`.
     ShmAbstract(String),
+    /// A Unix `SOCK_SEQPACKET` socket path: a [`Listener`](crate::Listener) there hands out
+    /// [`SeqpacketTransport`](crate::SeqpacketTransport)s after the unix handshake. Written
+    /// `seqpacket:PATH`.
+    Seqpacket(PathBuf),
+    /// As [`Seqpacket`](Address::Seqpacket), at a name in the abstract namespace. Written
+    /// `seqpacket:@NAME`.
+    SeqpacketAbstract(String),
+    /// Two named pipes, `PATH.to-server` and `PATH.to-client`, that one server
+    /// ([`FifoTransport::create`](crate::FifoTransport::create)) makes and one client
+    /// ([`connect`], [`FifoTransport::open`](crate::FifoTransport::open)) opens: one peer per
+    /// path, so [`Listener`](crate::Listener) refuses it. Written `fifo:PATH`.
+    Fifo(PathBuf),
     /// A ZeroMQ endpoint (feature `zmq`): `zmq:tcp://127.0.0.1:5555`, `zmq:ipc:///run/app.sock`,
     /// `zmq:ipc://@name`. [`connect`] connects a [`ZmqTransport`](crate::ZmqTransport) there;
     /// [`ZmqTransport::bind`](crate::ZmqTransport::bind) is the other side (a PAIR socket
@@ -69,6 +90,9 @@ impl fmt::Display for Address {
             Address::UnixAbstract(name) => write!(f, "unix:@{name}"),
             Address::Shm(path) => write!(f, "shm:{}", path.display()),
             Address::ShmAbstract(name) => write!(f, "shm:@{name}"),
+            Address::Seqpacket(path) => write!(f, "seqpacket:{}", path.display()),
+            Address::SeqpacketAbstract(name) => write!(f, "seqpacket:@{name}"),
+            Address::Fifo(path) => write!(f, "fifo:{}", path.display()),
             #[cfg(feature = "zmq")]
             Address::Zmq(endpoint) => write!(f, "zmq:{endpoint}"),
         }
@@ -96,13 +120,19 @@ impl FromStr for Address {
             Ok(Address::ShmAbstract(abstract_name(name)?))
         } else if let Some(path) = s.strip_prefix("shm:").filter(|p| !p.is_empty()) {
             Ok(Address::Shm(PathBuf::from(path)))
+        } else if let Some(name) = s.strip_prefix("seqpacket:@") {
+            Ok(Address::SeqpacketAbstract(abstract_name(name)?))
+        } else if let Some(path) = s.strip_prefix("seqpacket:").filter(|p| !p.is_empty()) {
+            Ok(Address::Seqpacket(PathBuf::from(path)))
+        } else if let Some(path) = s.strip_prefix("fifo:").filter(|p| !p.is_empty()) {
+            Ok(Address::Fifo(PathBuf::from(path)))
         } else if let Some(endpoint) = s.strip_prefix("zmq:") {
             #[cfg(feature = "zmq")]
             return zmq::check_endpoint(endpoint).map(|()| Address::Zmq(endpoint.to_owned()));
             #[cfg(not(feature = "zmq"))]
             Err(Error::Config(format!("{endpoint:?}: zmq: addresses need switchboard's feature zmq")))
         } else {
-            Err(Error::Config(format!("address {s:?} must start with tcp:, unix: or shm:")))
+            Err(Error::Config(format!("address {s:?} must start with tcp:, unix:, shm:, seqpacket: or fifo:")))
         }
     }
 }
@@ -112,7 +142,8 @@ impl FromStr for Address {
 /// `zmq`).
 ///
 /// # Errors
-/// As [`TcpTransport::connect`], [`UnixTransport::connect`] and `ZmqTransport::connect`.
+/// As [`TcpTransport::connect`], [`UnixTransport::connect`],
+/// [`SeqpacketTransport::connect`], [`FifoTransport::open`] and `ZmqTransport::connect`.
 ///
 /// # Examples
 /// ```
@@ -147,7 +178,9 @@ impl Address {
             Address::UnixAbstract(name) | Address::ShmAbstract(name) => UnixSocketAddr::from_abstract_name(name),
             #[cfg(feature = "zmq")]
             Address::Zmq(_) => return Err(Error::Config(format!("{self} is not a unix socket address"))),
-            Address::Tcp(_) => return Err(Error::Config(format!("{self} is not a unix socket address"))),
+            Address::Tcp(_) | Address::Seqpacket(_) | Address::SeqpacketAbstract(_) | Address::Fifo(_) => {
+                return Err(Error::Config(format!("{self} is not a unix stream socket address")));
+            }
         };
         result.map_err(|e| Error::about(e, self))
     }
@@ -165,6 +198,10 @@ pub(crate) fn connect_with(addr: &Address, options: &Options, token: Option<&Tok
             let ([memfd, e0, e1], socket) = unix.take_segment(options.handshake_timeout)?;
             Box::new(ShmTransport::from_socket_peer(memfd, [e0, e1], options, socket)?)
         }
+        Address::Seqpacket(_) | Address::SeqpacketAbstract(_) => {
+            Box::new(SeqpacketTransport::connect_with(addr, options, token)?)
+        }
+        Address::Fifo(path) => Box::new(FifoTransport::open_with(path, options, token)?),
         #[cfg(feature = "zmq")]
         Address::Zmq(endpoint) => {
             let mut transport = ZmqTransport::connect(endpoint, options)?;

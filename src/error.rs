@@ -11,8 +11,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong while connecting, sending or receiving.
 ///
-/// After [`FrameTooLarge`](Error::FrameTooLarge), [`Truncated`](Error::Truncated) or
-/// [`CorruptSegment`](Error::CorruptSegment), and after `recv` returned
+/// After [`FrameTooLarge`](Error::FrameTooLarge), [`Truncated`](Error::Truncated),
+/// [`Malformed`](Error::Malformed) or [`CorruptSegment`](Error::CorruptSegment), and after `recv` returned
 /// [`Disconnected`](Error::Disconnected), the connection is finished: every later call returns
 /// `Disconnected`. After `send` returned `Disconnected` (the peer stopped reading), later sends
 /// do too, but `recv` still returns what the peer sent, then `Disconnected`. After
@@ -90,6 +90,12 @@ pub enum Error {
     /// garbage, or something else wrote into the mapping.
     #[error("corrupt shared-memory segment: {0}")]
     CorruptSegment(&'static str),
+
+    /// The peer sent a record that breaks the wire format: an unknown tag, fragments out of
+    /// order or not adding up, a record above the largest allowed (seqpacket). Nothing larger
+    /// than the maximum message size was allocated; the connection is finished.
+    #[error("malformed record from the peer: {0}")]
+    Malformed(String),
 
     /// The peer broke an exchange the caller defined: a message of the wrong length, out of
     /// order or damaged, or a peer process that failed (the harness in `measure` checks

@@ -69,6 +69,32 @@ pub fn handshake(data: &[u8]) {
     let _ = parse_reply(data);
 }
 
+/// Reassembles seqpacket messages (maximum 4096 bytes) from records cut out of `data`: each
+/// record is a `u16` LE length, then that many bytes (a length past the end takes the rest).
+/// Every message delivered is within the maximum and built from bytes that were given.
+pub fn records(data: &[u8]) {
+    const MAX: usize = 4096;
+    let mut asm = crate::seqpacket::record::Assembler::new(MAX);
+    let (mut rest, mut given, mut out) = (data, 0usize, 0usize);
+    let mut msg = Vec::new();
+    while let Some((len, tail)) = rest.split_first_chunk::<2>() {
+        let len = (u16::from_le_bytes(*len) as usize).min(tail.len());
+        let (record, tail) = tail.split_at(len);
+        rest = tail;
+        given += record.len();
+        match asm.push(record, &mut msg) {
+            Ok(true) => {
+                assert!(msg.len() <= MAX, "a message above the maximum was accepted");
+                out += msg.len();
+                assert!(out <= given, "more bytes delivered than were given");
+            }
+            Ok(false) => {}
+            Err(_) => return,
+        }
+    }
+    let _ = asm.end();
+}
+
 /// Reads records from a ring whose indices and bytes come from `data` (the first 16 bytes are
 /// the tail and head, the rest the ring's contents).
 pub fn ring(data: &[u8]) {

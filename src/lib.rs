@@ -11,6 +11,7 @@ mod address;
 mod aio;
 mod deadline;
 mod error;
+mod fifo;
 mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -22,6 +23,7 @@ mod pair;
 mod pipe;
 mod process;
 mod selector;
+mod seqpacket;
 #[allow(unsafe_code)] // shared memory and futexes: see src/shm/ and STYLE.md
 mod shm;
 mod spawn;
@@ -39,6 +41,7 @@ pub use address::{Address, connect};
 #[cfg(feature = "tokio")]
 pub use aio::{AsyncListener, AsyncTransport};
 pub use error::{Error, Result};
+pub use fifo::FifoTransport;
 pub use frame::MAX_FDS_PER_MESSAGE;
 pub use handshake::PROTOCOL_VERSION;
 pub use listener::Listener;
@@ -46,6 +49,7 @@ pub use pair::pair;
 pub use pipe::PipeTransport;
 pub use process::ChildGuard;
 pub use selector::{Pollable, Selector};
+pub use seqpacket::SeqpacketTransport;
 pub use shm::{NamedShm, SealedMemfd, ShmRecvSlot, ShmSendSlot, ShmTransport};
 pub use spawn::{ENV_CONNECT, ENV_MAX_MESSAGE_SIZE, ENV_TOKEN, ENV_WAIT, connect_to_parent, spawn_child};
 pub use split::{RecvHalf, SendHalf};

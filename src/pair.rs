@@ -2,8 +2,10 @@
 
 use crate::address::Address;
 use crate::error::{Error, Result};
+use crate::fifo::FifoTransport;
 use crate::listener::Listener;
 use crate::pipe::PipeTransport;
+use crate::seqpacket::SeqpacketTransport;
 use crate::shm::ShmTransport;
 use crate::tcp::TcpTransport;
 use crate::transport::{Kind, Options, Transport};
@@ -14,7 +16,9 @@ use crate::zmq::ZmqTransport;
 /// Two connected endpoints of the `kind` transport in this process.
 ///
 /// tcp goes through a real listener on 127.0.0.1 (with the handshake), unix through
-/// `socketpair(2)`, pipe through two pipes, shm through one anonymous shared mapping, zmq
+/// `socketpair(2)`, pipe through two pipes, shm through one anonymous shared mapping,
+/// seqpacket through a `SOCK_SEQPACKET` `socketpair(2)`, fifo through two fifos made in a
+/// private directory, opened and removed at once, zmq
 /// (feature `zmq`) through two ZeroMQ PAIR sockets on an abstract Unix socket.
 ///
 /// # Errors
@@ -25,7 +29,7 @@ use crate::zmq::ZmqTransport;
 /// ```
 /// use switchboard::{Kind, Transport, pair};
 ///
-/// for kind in [Kind::Tcp, Kind::Unix, Kind::Pipe] {
+/// for kind in [Kind::Tcp, Kind::Unix, Kind::Pipe, Kind::Seqpacket, Kind::Fifo] {
 ///     let (mut a, mut b) = pair(kind, &Default::default())?;
 ///     a.send(b"hello")?;
 ///     let mut buf = Vec::new();
@@ -58,6 +62,8 @@ pub fn pair(kind: Kind, options: &Options) -> Result<(Box<dyn Transport>, Box<dy
         Kind::Unix => boxed(UnixTransport::pair(options)?),
         Kind::Pipe => boxed(PipeTransport::pair(options)?),
         Kind::Shm => boxed(ShmTransport::pair(options)?),
+        Kind::Seqpacket => boxed(SeqpacketTransport::pair(options)?),
+        Kind::Fifo => boxed(FifoTransport::pair(options)?),
         #[cfg(feature = "zmq")]
         Kind::Zmq => boxed(ZmqTransport::pair(options)?),
     })

@@ -2,14 +2,15 @@
 //!
 //! The parent puts what the child needs in the environment (never argv, which other users can
 //! read in `/proc`): `SWITCHBOARD_CONNECT` says which transport and where, `SWITCHBOARD_TOKEN`
-//! carries 256 random bits that the child presents in its tcp/unix/pipe hello, so another local
-//! process that connects first is refused. Pipes and shared memory travel as inherited file
+//! carries 256 random bits that the child presents in its hello (every transport but shm), so
+//! another local process that connects first is refused. Pipes and shared memory travel as inherited file
 //! descriptors: created close-on-exec, with the flag cleared only in the child, between
 //! `fork` and `exec` (`Command::pre_exec`), so that no other child ever inherits them.
 //!
-//! Every transport confirms the child: tcp and unix by the handshake, pipe by a hello frame
-//! (with the token) that the child writes first, shm by the child marking the segment
-//! attached. `spawn_child` returns only once that happened, so a child that exits or never
+//! Every transport confirms the child: tcp, unix, seqpacket and fifo by the handshake (fifo's
+//! two fifos wait in a private directory whose path is in `SWITCHBOARD_CONNECT`), pipe by a
+//! hello frame (with the token) that the child writes first, shm by the child marking the
+//! segment attached. `spawn_child` returns only once that happened, so a child that exits or never
 //! calls `connect_to_parent` is an error from `spawn_child`, never a `recv` that hangs.
 
 #![allow(unsafe_code)]
@@ -26,6 +27,7 @@ use nix::sys::stat::{SFlag, fstat};
 use crate::address::{self, Address};
 use crate::deadline;
 use crate::error::{Error, Result};
+use crate::fifo::FifoServer;
 use crate::handshake::Token;
 use crate::listener::Listener;
 use crate::pipe::PipeTransport;
@@ -110,10 +112,11 @@ static CONNECTED: AtomicBool = AtomicBool::new(false);
 impl Options {
     /// Starts `command` as a child process connected to this one by a `kind` transport.
     ///
-    /// The child calls [`connect_to_parent`]. For tcp and unix the parent listens on a fresh
-    /// address (127.0.0.1 port 0, or an abstract Unix socket) and accepts only the client
-    /// that presents the token; impostors are refused and it keeps waiting, up to the
-    /// handshake timeout. For pipe the child's first frame is a hello with the token; for shm
+    /// The child calls [`connect_to_parent`]. For tcp, unix and seqpacket the parent listens
+    /// on a fresh address (127.0.0.1 port 0, or an abstract Unix socket) and accepts only the
+    /// client that presents the token; impostors are refused and it keeps waiting, up to the
+    /// handshake timeout. For fifo the parent makes two fifos in a private directory (0700)
+    /// whose path the child gets in the environment; the child's hello must carry the token. For pipe the child's first frame is a hello with the token; for shm
     /// the child marks the segment attached. For zmq (feature `zmq`) the parent binds a PAIR
     /// socket on a fresh abstract Unix socket (`ipc://@switchboard-PID-N-RANDOM`) and the
     /// child's first message is the hello with the token; a PAIR socket takes one peer, so a
@@ -138,6 +141,21 @@ impl Options {
         match kind {
             Kind::Tcp => self.spawn_listening(Listener::bind_tcp(self)?, token, command),
             Kind::Unix => self.spawn_listening(Listener::bind_unix_private(self)?, token, command),
+            Kind::Seqpacket => self.spawn_listening(Listener::bind_seqpacket_private(self)?, token, command),
+            Kind::Fifo => {
+                // Two fifos in a private directory; the child opens them by path and says
+                // hello with the token. The names go as soon as it has.
+                let (mut server, base) = FifoServer::private()?;
+                command.env(ENV_CONNECT, Address::Fifo(base).to_string());
+                let mut child = spawn_guarded(command)?;
+                let mut transport = None;
+                self.await_child(&mut child, |slice| {
+                    transport = server.accept_until(Some(&token), self, slice)?;
+                    Ok(transport.is_some())
+                })?;
+                let transport = transport.ok_or_else(|| Error::Handshake("the child did not connect".into()))?;
+                Ok((child.into_inner(), Box::new(transport)))
+            }
             Kind::Pipe => {
                 let (parent_read, child_write) = std::io::pipe()?;
                 let (child_read, parent_write) = std::io::pipe()?;

@@ -5,7 +5,8 @@
 //!   sending half writes through a duplicate of it (`dup(2)`). Dropping the sending half shuts
 //!   the socket down for writing (`shutdown(SHUT_WR)`), so the peer's `recv` returns what was
 //!   sent, then `Disconnected`, even while the receiving half goes on.
-//! - **pipe**: the two pipes are already one per direction; each half takes its end.
+//! - **seqpacket**: as tcp and unix (the sending half a duplicate of the socket).
+//! - **pipe, fifo**: the two pipes are already one per direction; each half takes its end.
 //!   Dropping the sending half closes the write end, with the same effect.
 //! - **shm**: each half takes its ring. Both halves may sleep on the endpoint's one doorbell
 //!   at once, so a waker wakes every sleeper (one wake-up syscall either way). Dropping the
@@ -25,6 +26,7 @@ use std::time::Duration;
 use crate::deadline;
 use crate::error::{Error, Result};
 use crate::frame::Framed;
+use crate::seqpacket::SeqpacketTransport;
 use crate::shm::ShmTransport;
 use crate::stream::FdStream;
 use crate::transport::{Kind, Transport};
@@ -76,6 +78,7 @@ enum SendInner {
         socket: bool,
     },
     Shm(ShmTransport),
+    Seqpacket(SeqpacketTransport),
 }
 
 /// The receiving half of a split endpoint: [`recv`](RecvHalf::recv),
@@ -112,15 +115,25 @@ pub struct RecvHalf {
 enum RecvInner {
     Framed(Framed<FdStream>),
     Shm(ShmTransport),
+    Seqpacket(SeqpacketTransport),
 }
 
-/// Splits a framed endpoint (tcp, unix, pipe); `socket` says whether its stream is a socket.
+/// Splits a framed endpoint (tcp, unix, pipe, fifo).
 pub(crate) fn framed(framed: Framed<FdStream>, kind: Kind) -> Result<(SendHalf, RecvHalf)> {
-    let socket = kind != Kind::Pipe;
+    let socket = matches!(kind, Kind::Tcp | Kind::Unix);
     let (send, recv) = framed.split()?;
     Ok((
         SendHalf { inner: SendInner::Framed { framed: send, socket }, kind },
         RecvHalf { inner: RecvInner::Framed(recv), kind },
+    ))
+}
+
+/// Splits a seqpacket endpoint.
+pub(crate) fn seqpacket(transport: SeqpacketTransport) -> Result<(SendHalf, RecvHalf)> {
+    let (send, recv) = transport.split_halves()?;
+    Ok((
+        SendHalf { inner: SendInner::Seqpacket(send), kind: Kind::Seqpacket },
+        RecvHalf { inner: RecvInner::Seqpacket(recv), kind: Kind::Seqpacket },
     ))
 }
 
@@ -142,6 +155,7 @@ impl SendHalf {
         match &mut self.inner {
             SendInner::Framed { framed, .. } => framed.send(msg),
             SendInner::Shm(t) => t.send(msg),
+            SendInner::Seqpacket(t) => t.send(msg),
         }
     }
 
@@ -154,6 +168,7 @@ impl SendHalf {
         match &mut self.inner {
             SendInner::Framed { framed, .. } => framed.send_until(msg, deadline::after(timeout)),
             SendInner::Shm(t) => t.send_timeout(msg, timeout),
+            SendInner::Seqpacket(t) => t.send_timeout(msg, timeout),
         }
     }
 
@@ -166,6 +181,7 @@ impl SendHalf {
         match &mut self.inner {
             SendInner::Framed { framed, .. } => framed.send_batch(msgs),
             SendInner::Shm(t) => t.send_batch(msgs),
+            SendInner::Seqpacket(t) => t.send_batch(msgs),
         }
     }
 
@@ -183,6 +199,7 @@ impl SendHalf {
                 }
             }
             SendInner::Shm(t) => t.flush_timeout(timeout),
+            SendInner::Seqpacket(t) => t.flush_timeout(timeout),
         }
     }
 
@@ -191,6 +208,7 @@ impl SendHalf {
         match &self.inner {
             SendInner::Framed { framed, .. } => framed.pending_send(),
             SendInner::Shm(t) => t.pending_send(),
+            SendInner::Seqpacket(t) => t.pending_send(),
         }
     }
 
@@ -220,18 +238,21 @@ impl SendHalf {
         match &self.inner {
             SendInner::Framed { framed, .. } => framed.max_message_size(),
             SendInner::Shm(t) => t.max_message_size(),
+            SendInner::Seqpacket(t) => t.max_message_size(),
         }
     }
 }
 
 impl Drop for SendHalf {
     fn drop(&mut self) {
-        if let SendInner::Framed { framed, socket: true } = &self.inner {
-            // The receiving half holds the socket open; the peer must still learn that no more
-            // messages come. A socket already gone has nothing to shut down.
-            let _ =
-                nix::sys::socket::shutdown(framed.get_ref().write_fd().as_raw_fd(), nix::sys::socket::Shutdown::Write);
-        }
+        // The receiving half holds the socket open; the peer must still learn that no more
+        // messages come. A socket already gone has nothing to shut down.
+        let socket = match &self.inner {
+            SendInner::Framed { framed, socket: true } => framed.get_ref().write_fd(),
+            SendInner::Seqpacket(t) => t.socket(),
+            _ => return,
+        };
+        let _ = nix::sys::socket::shutdown(socket.as_raw_fd(), nix::sys::socket::Shutdown::Write);
     }
 }
 
@@ -244,6 +265,7 @@ impl RecvHalf {
         match &mut self.inner {
             RecvInner::Framed(framed) => framed.recv(buf, None, None),
             RecvInner::Shm(t) => t.recv(buf),
+            RecvInner::Seqpacket(t) => t.recv(buf),
         }
     }
 
@@ -256,6 +278,7 @@ impl RecvHalf {
         match &mut self.inner {
             RecvInner::Framed(framed) => framed.recv(buf, None, deadline::after(timeout)),
             RecvInner::Shm(t) => t.recv_timeout(buf, timeout),
+            RecvInner::Seqpacket(t) => t.recv_timeout(buf, timeout),
         }
     }
 
@@ -281,6 +304,7 @@ impl RecvHalf {
         match &self.inner {
             RecvInner::Framed(framed) => Ok(framed.ready_fd()?),
             RecvInner::Shm(t) => t.ready_fd(),
+            RecvInner::Seqpacket(t) => t.ready_fd(),
         }
     }
 
@@ -294,6 +318,7 @@ impl RecvHalf {
         match &self.inner {
             RecvInner::Framed(framed) => framed.max_message_size(),
             RecvInner::Shm(t) => t.max_message_size(),
+            RecvInner::Seqpacket(t) => t.max_message_size(),
         }
     }
 }
@@ -305,6 +330,7 @@ impl AsFd for RecvHalf {
         match &self.inner {
             RecvInner::Framed(framed) => framed.ready_fd().unwrap_or_else(|_| framed.get_ref().read_fd()),
             RecvInner::Shm(t) => t.as_fd(),
+            RecvInner::Seqpacket(t) => t.as_fd(),
         }
     }
 }

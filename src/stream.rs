@@ -1,4 +1,4 @@
-//! The byte-stream endpoint under tcp, unix and pipe: blocking reads, non-blocking gather
+//! The byte-stream endpoint under tcp, unix, pipe and fifo: blocking reads, non-blocking gather
 //! writes, and `ppoll(2)` with a deadline.
 //!
 //! Reads block in `read(2)` so that a blocking `recv` costs exactly one syscall, like the raw
@@ -226,8 +226,9 @@ impl Stream for FdStream {
     }
 }
 
-/// `ppoll` on a read fd and a write fd (possibly the same one) until `deadline`.
-fn wait_fds(
+/// `ppoll` on a read fd and a write fd (possibly the same one) until `deadline` (also the
+/// seqpacket transport's wait).
+pub(crate) fn wait_fds(
     rfd: BorrowedFd<'_>,
     read: bool,
     wfd: BorrowedFd<'_>,

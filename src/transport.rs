@@ -134,8 +134,8 @@ pub trait Transport: Send + Any {
     ///
     /// # Errors
     /// [`Error::Disconnected`] once the peer is gone and every message it sent was received;
-    /// [`Error::Truncated`], [`Error::FrameTooLarge`] or [`Error::CorruptSegment`] when the
-    /// peer broke the protocol.
+    /// [`Error::Truncated`], [`Error::FrameTooLarge`], [`Error::Malformed`] or
+    /// [`Error::CorruptSegment`] when the peer broke the protocol.
     fn recv(&mut self, buf: &mut Vec<u8>) -> Result<usize>;
 
     /// Like [`recv`](Transport::recv), but gives up after `timeout`.
@@ -233,7 +233,8 @@ pub trait Transport: Send + Any {
     /// written by the sending half. What dropping each half tells the peer is described in
     /// [`SendHalf`]'s module notes: in short, dropping the sending half ends that direction.
     ///
-    /// tcp, unix, pipe and shm split; zmq does not (a ZeroMQ socket is not thread-safe).
+    /// tcp, unix, seqpacket, pipe, fifo and shm split; zmq does not (a ZeroMQ socket is not
+    /// thread-safe).
     ///
     /// # Errors
     /// [`Error::Unsupported`] for a transport that cannot split (the endpoint is dropped);
@@ -380,6 +381,12 @@ pub enum Kind {
     Pipe,
     /// Two single-producer/single-consumer byte rings in shared memory.
     Shm,
+    /// A Unix domain `SOCK_SEQPACKET` socket: the kernel keeps message boundaries, so a
+    /// message that fits in one record travels without a length prefix. Any local process.
+    Seqpacket,
+    /// Two named pipes (`mkfifo(3)`): unrelated local processes meet at a path, without
+    /// sockets.
+    Fifo,
     /// A ZeroMQ `PAIR` socket (feature `zmq`): talks to any ZeroMQ PAIR peer, over `tcp://`
     /// to other hosts or `ipc://` on this one. Not in [`Kind::ALL`]: it exists only with the
     /// feature, and a feature must not change `ALL`'s type.
@@ -390,7 +397,7 @@ pub enum Kind {
 impl Kind {
     /// Every transport of every build, in the order the README and reports list them (not
     /// `Zmq`, which only the feature `zmq` has).
-    pub const ALL: [Kind; 4] = [Kind::Tcp, Kind::Unix, Kind::Pipe, Kind::Shm];
+    pub const ALL: [Kind; 6] = [Kind::Tcp, Kind::Unix, Kind::Pipe, Kind::Shm, Kind::Seqpacket, Kind::Fifo];
 
     /// The name used by `Display`, `FromStr`, command-line options and the environment.
     pub fn name(self) -> &'static str {
@@ -399,6 +406,8 @@ impl Kind {
             Kind::Unix => "unix",
             Kind::Pipe => "pipe",
             Kind::Shm => "shm",
+            Kind::Seqpacket => "seqpacket",
+            Kind::Fifo => "fifo",
             #[cfg(feature = "zmq")]
             Kind::Zmq => "zmq",
         }
@@ -420,7 +429,11 @@ impl FromStr for Kind {
             return Ok(Kind::Zmq);
         }
         Kind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
-            let names = if cfg!(feature = "zmq") { "tcp, unix, pipe, shm or zmq" } else { "tcp, unix, pipe or shm" };
+            let names = if cfg!(feature = "zmq") {
+                "tcp, unix, pipe, shm, seqpacket, fifo or zmq"
+            } else {
+                "tcp, unix, pipe, shm, seqpacket or fifo"
+            };
             Error::Config(format!("unknown transport {s:?}: expected {names}"))
         })
     }

@@ -84,7 +84,7 @@ fn main() {
             let c = config.clone();
             tests.push((format!("{label}::{name}"), Box::new(move || f(&c, trials))));
         }
-        if matches!(config.kind, Kind::Pipe | Kind::Unix) {
+        if matches!(config.kind, Kind::Pipe | Kind::Unix | Kind::Seqpacket | Kind::Fifo) {
             let c = config.clone();
             tests.push((format!("{label}::child_closes_only_its_reading_side"), Box::new(move || half_close(&c))));
         }
@@ -377,6 +377,12 @@ fn close_reading_side() {
     }
     for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
         let target = std::fs::read_link(entry.path()).unwrap_or_default();
+        if target.to_string_lossy().contains("fifo.to-client") {
+            let fd: i32 = entry.file_name().to_string_lossy().parse().unwrap();
+            // SAFETY: as for the pipe above: the fifo transport's read end, never used again.
+            unsafe { libc::close(fd) };
+            return;
+        }
         if target.to_string_lossy().starts_with("socket:") {
             let fd: i32 = entry.file_name().to_string_lossy().parse().unwrap();
             // SAFETY: shutdown has no memory arguments; the fd is the transport's socket.

@@ -1,5 +1,5 @@
 //! The fuzz targets' entry points on seeded inputs, so that CI exercises them on stable Rust
-//! (the coverage-guided runs are `cargo fuzz run frames|handshake|ring`, see the README).
+//! (the coverage-guided runs are `cargo fuzz run frames|handshake|ring|records`, see the README).
 
 mod common;
 
@@ -71,5 +71,47 @@ fn ring_reader_on_random_and_plausible_rings() {
         fuzzing::ring(&ring);
         rng.mutate(&mut ring[16..]);
         fuzzing::ring(&ring);
+    }
+}
+
+#[test]
+fn seqpacket_records_on_random_and_mutated_sequences() {
+    let mut rng = Rng(0x5EC0);
+    let record = |out: &mut Vec<u8>, bytes: &[u8]| {
+        out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+        out.extend_from_slice(bytes);
+    };
+    for _ in 0..3000 {
+        let n = (rng.next() % 600) as usize;
+        fuzzing::records(&rng.bytes(n));
+        // Plausible sequences: whole records and first/middle/last runs, then damaged.
+        let mut data = Vec::new();
+        for _ in 0..rng.next() % 6 {
+            if rng.next().is_multiple_of(2) {
+                let len = (rng.next() % 300) as usize;
+                record(&mut data, &[&[1u8][..], &rng.bytes(len)].concat());
+            } else {
+                let total = 2 + (rng.next() % 5000) as u32;
+                let first = 1 + (rng.next() % total.min(1000) as u64) as usize;
+                let mut r = vec![2u8];
+                r.extend_from_slice(&total.to_le_bytes());
+                r.extend(rng.bytes(first.min(total as usize - 1)));
+                record(&mut data, &r);
+                let mut left = total as usize - first.min(total as usize - 1);
+                while left > 0 {
+                    let take = (1 + (rng.next() % 1500) as usize).min(left);
+                    left -= take;
+                    let tag = if left == 0 { 4u8 } else { 3 };
+                    record(&mut data, &[&[tag][..], &rng.bytes(take)].concat());
+                }
+            }
+        }
+        fuzzing::records(&data);
+        if !data.is_empty() {
+            rng.mutate(&mut data);
+            fuzzing::records(&data);
+            data.truncate((rng.next() as usize) % data.len());
+            fuzzing::records(&data);
+        }
     }
 }

@@ -177,6 +177,8 @@ suite! {
     tcp: Kind::Tcp, common::options();
     unix: Kind::Unix, common::options();
     pipe: Kind::Pipe, common::options();
+    seqpacket: Kind::Seqpacket, common::options();
+    fifo: Kind::Fifo, common::options();
     shm_spin: Kind::Shm, common::options().wait_strategy(WaitStrategy::Spin).ring_capacity(1 << 20);
     shm_block: Kind::Shm, common::options().wait_strategy(WaitStrategy::Block).ring_capacity(1 << 20);
     shm_adaptive: Kind::Shm, common::options().wait_strategy(WaitStrategy::Adaptive).ring_capacity(1 << 20);

@@ -98,7 +98,7 @@ fn cancelled_receives_lose_nothing() {
 }
 
 #[test]
-fn async_accept_and_connect_over_tcp_unix_and_shm() {
+fn async_accept_and_connect_over_tcp_unix_shm_and_seqpacket() {
     for (rt_name, rt) in runtimes() {
         rt.block_on(async {
             tokio::time::timeout(LIMIT, async {
@@ -108,6 +108,7 @@ fn async_accept_and_connect_over_tcp_unix_and_shm() {
                     Listener::bind_tcp(&Options::new()).unwrap(),
                     Listener::bind_unix_private(&Options::new()).unwrap(),
                     Listener::bind(&shm, &Options::new()).unwrap(),
+                    Listener::bind_seqpacket_private(&Options::new()).unwrap(),
                 ] {
                     let listener = AsyncListener::new(listener).unwrap();
                     let addr = listener.local_addr().clone();

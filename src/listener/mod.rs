@@ -1,4 +1,4 @@
-//! The server side of tcp and unix: a listening socket that only produces connected client
+//! The server side of tcp, unix and seqpacket: a listening socket that only produces connected client
 //! endpoints, as the socket HOWTO puts it, and the client-side `connect`.
 //!
 //! Handshakes run inside `accept` as a small `ppoll(2)` loop over the listening socket and
@@ -17,7 +17,7 @@
 use std::io::{self, Read, Write};
 use std::mem;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -38,12 +38,13 @@ use crate::address::Address;
 use crate::deadline;
 use crate::error::{Error, Result};
 use crate::handshake::{self, HelloReader, Progress, Status, Token};
+use crate::seqpacket::{self, HelloRecords, SeqpacketTransport};
 use crate::shm::ShmTransport;
 use crate::tcp::TcpTransport;
 use crate::transport::{Options, Transport};
 use crate::unix::UnixTransport;
 
-/// A listening tcp or unix socket that accepts any number of clients.
+/// A listening tcp, unix or seqpacket socket that accepts any number of clients.
 ///
 /// Each accepted connection has passed the handshake (protocol version, and for unix the
 /// peer's uid, see [`Options::allow_other_users`]). Clients that fail it are answered with a
@@ -105,6 +106,8 @@ struct Accepting {
 enum Socket {
     Tcp(TcpListener),
     Unix(UnixListener),
+    /// A `SOCK_SEQPACKET` socket: std's `UnixListener` accepts on any Unix socket type.
+    Seqpacket(UnixListener),
 }
 
 /// A connection whose hello has not fully arrived.
@@ -131,6 +134,7 @@ const ACCEPT_BATCH: usize = 64;
 enum Conn {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Seqpacket(HelloRecords),
 }
 
 impl Conn {
@@ -138,6 +142,7 @@ impl Conn {
         match self {
             Conn::Tcp(s) => s.as_fd(),
             Conn::Unix(s) => s.as_fd(),
+            Conn::Seqpacket(s) => s.fd(),
         }
     }
 
@@ -147,6 +152,10 @@ impl Conn {
         let _ = match &mut self {
             Conn::Tcp(s) => s.write(&frame),
             Conn::Unix(s) => s.write(&frame),
+            Conn::Seqpacket(s) => {
+                s.refuse(&handshake::encode_reply(status));
+                Ok(0)
+            }
         };
     }
 }
@@ -156,13 +165,14 @@ impl Read for Conn {
         match self {
             Conn::Tcp(s) => s.read(buf),
             Conn::Unix(s) => s.read(buf),
+            Conn::Seqpacket(s) => s.read(buf),
         }
     }
 }
 
 impl Listener {
-    /// Binds to `addr`: a TCP address (port 0 picks a free port), a Unix socket path, or an
-    /// abstract Unix name.
+    /// Binds to `addr`: a TCP address (port 0 picks a free port), a Unix socket path or an
+    /// abstract Unix name (`unix:`, `shm:`, `seqpacket:`).
     ///
     /// A socket file left at `path` by a server that died (nobody accepts connections on it
     /// any more) is removed and the path reused; a path where a server still listens, or
@@ -170,14 +180,21 @@ impl Listener {
     ///
     /// # Errors
     /// [`Error::Io`] naming the address if it is taken (`AddrInUse`) or not allowed;
-    /// [`Error::Config`] for invalid options, and for a `zmq:` address (a ZeroMQ PAIR socket
-    /// takes one peer: bind one with `ZmqTransport::bind`).
+    /// [`Error::Config`] for invalid options, for a `fifo:` address (a pair of fifos takes one
+    /// peer: make one with [`FifoTransport::create`](crate::FifoTransport::create)) and for a
+    /// `zmq:` address (a ZeroMQ PAIR socket takes one peer: bind one with
+    /// `ZmqTransport::bind`).
     pub fn bind(addr: &Address, options: &Options) -> Result<Self> {
         options.check()?;
         match addr {
             Address::Tcp(sock) => Self::from_tcp(TcpListener::bind(sock).map_err(|e| Error::about(e, addr))?, options),
             Address::Unix(path) | Address::Shm(path) => Self::bind_unix_path(path, addr, options),
             Address::UnixAbstract(_) | Address::ShmAbstract(_) => Self::bind_abstract(addr, options),
+            Address::Seqpacket(path) => Self::bind_seqpacket_path(path, addr, options),
+            Address::SeqpacketAbstract(_) => Self::from_seqpacket(seqpacket::listen_at(addr)?, None, addr, options),
+            Address::Fifo(_) => Err(Error::Config(format!(
+                "{addr}: a pair of fifos takes one peer, so it has no listener: use FifoTransport::create"
+            ))),
             #[cfg(feature = "zmq")]
             Address::Zmq(_) => Err(Error::Config(format!(
                 "{addr}: a ZeroMQ PAIR socket takes one peer, so it has no listener: use ZmqTransport::bind"
@@ -210,16 +227,59 @@ impl Listener {
     /// Abstract sockets exist on Linux only, and are scoped to the network namespace.
     pub fn bind_unix_private(options: &Options) -> Result<Self> {
         options.check()?;
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut nonce = [0u8; 8];
-        handshake::random_bytes(&mut nonce)?;
-        let name = format!(
-            "switchboard-{}-{}-{:016x}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            u64::from_ne_bytes(nonce)
-        );
-        Self::bind_abstract(&Address::UnixAbstract(name), options)
+        Self::bind_abstract(&Address::UnixAbstract(private_name()?), options)
+    }
+
+    /// Binds a seqpacket socket under a fresh, unguessable abstract name
+    /// (`seqpacket:@switchboard-PID-N-RANDOM`), as
+    /// [`bind_unix_private`](Listener::bind_unix_private) does for stream sockets.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the socket cannot be created.
+    ///
+    /// # Platform-specific behavior
+    /// Abstract sockets exist on Linux only, and are scoped to the network namespace.
+    ///
+    /// # Examples
+    /// ```
+    /// use switchboard::{Kind, Listener, Options, Transport, connect};
+    ///
+    /// let listener = Listener::bind_seqpacket_private(&Options::new())?;
+    /// let addr = listener.local_addr().clone();
+    /// let client = std::thread::spawn(move || connect(&addr, &Options::new()));
+    /// let server_side = listener.accept()?;
+    /// let mut client = client.join().expect("client thread")?;
+    /// assert_eq!((client.kind(), server_side.kind()), (Kind::Seqpacket, Kind::Seqpacket));
+    /// client.send(b"one record")?;
+    /// # Ok::<(), switchboard::Error>(())
+    /// ```
+    pub fn bind_seqpacket_private(options: &Options) -> Result<Self> {
+        options.check()?;
+        let address = Address::SeqpacketAbstract(private_name()?);
+        Self::from_seqpacket(seqpacket::listen_at(&address)?, None, &address, options)
+    }
+
+    /// Binds `address`, a `seqpacket:` address at `path`, taking over a stale socket file.
+    fn bind_seqpacket_path(path: &Path, address: &Address, options: &Options) -> Result<Self> {
+        let listener = match seqpacket::listen_at(address) {
+            Err(Error::Io(e)) if e.kind() == io::ErrorKind::AddrInUse && reclaim_stale_socket(path) => {
+                seqpacket::listen_at(address)
+            }
+            other => other,
+        }?;
+        let meta = std::fs::symlink_metadata(path).map_err(|e| Error::about(e, address))?;
+        let file = SocketFile { path: path.to_owned(), dev: meta.dev(), ino: meta.ino() };
+        Self::from_seqpacket(listener, Some(file), address, options)
+    }
+
+    fn from_seqpacket(
+        listener: UnixListener,
+        file: Option<SocketFile>,
+        address: &Address,
+        options: &Options,
+    ) -> Result<Self> {
+        listener.set_nonblocking(true)?;
+        Ok(Self::new(Socket::Seqpacket(listener), file, address.clone(), options))
     }
 
     fn from_tcp(listener: TcpListener, options: &Options) -> Result<Self> {
@@ -387,6 +447,7 @@ impl Listener {
             let conn = match &self.socket {
                 Socket::Tcp(l) => l.accept().map(|(s, _)| Conn::Tcp(s)),
                 Socket::Unix(l) => l.accept().map(|(s, _)| Conn::Unix(s)),
+                Socket::Seqpacket(l) => l.accept().map(|(s, _)| Conn::Seqpacket(HelloRecords::new(OwnedFd::from(s)))),
             };
             let conn = match conn {
                 Ok(conn) => conn,
@@ -412,15 +473,14 @@ impl Listener {
             let nonblocking = match &conn {
                 Conn::Tcp(s) => s.set_nonblocking(true),
                 Conn::Unix(s) => s.set_nonblocking(true),
+                Conn::Seqpacket(s) => set_nonblocking(s.fd()),
             };
             if nonblocking.is_err() {
                 continue;
             }
-            if let Conn::Unix(stream) = &conn
-                && !self.options.allow_other_users
-            {
+            if matches!(conn, Conn::Unix(_) | Conn::Seqpacket(_)) && !self.options.allow_other_users {
                 let ours = nix::unistd::geteuid().as_raw();
-                if !crate::unix::peer_credentials(stream.as_fd()).is_ok_and(|c| c.uid == ours) {
+                if !crate::unix::peer_credentials(conn.fd()).is_ok_and(|c| c.uid == ours) {
                     self.refuse(conn, Status::Forbidden);
                     continue;
                 }
@@ -463,6 +523,11 @@ impl Listener {
                 t.send_handshake_frame(&reply)?;
                 Box::new(t)
             }
+            Conn::Seqpacket(s) => {
+                let mut t = SeqpacketTransport::from_socket(s.into_fd(), &self.options)?;
+                t.send_handshake(&reply)?;
+                Box::new(t)
+            }
             Conn::Unix(s) => {
                 let mut t = UnixTransport::from_stream(s, &self.options)?;
                 t.send_handshake_frame(&reply)?;
@@ -480,6 +545,27 @@ impl Listener {
             }
         })
     }
+}
+
+/// A fresh, unguessable abstract socket name: `switchboard-PID-N-RANDOM`.
+fn private_name() -> Result<String> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut nonce = [0u8; 8];
+    handshake::random_bytes(&mut nonce)?;
+    Ok(format!(
+        "switchboard-{}-{}-{:016x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        u64::from_ne_bytes(nonce)
+    ))
+}
+
+/// Makes an accepted seqpacket socket non-blocking for its handshake.
+fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
 }
 
 /// How `accept(2)` failed.

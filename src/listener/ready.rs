@@ -81,7 +81,7 @@ impl Listener {
     pub(super) fn listen_fd(&self) -> BorrowedFd<'_> {
         match &self.socket {
             Socket::Tcp(l) => l.as_fd(),
-            Socket::Unix(l) => l.as_fd(),
+            Socket::Unix(l) | Socket::Seqpacket(l) => l.as_fd(),
         }
     }
 

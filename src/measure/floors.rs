@@ -137,7 +137,16 @@ impl Floors {
     /// };
     /// let latency = Latency { round_trips: 1, min_ns: 1, p50_ns: 700, p90_ns: 1, p99_ns: 1, p999_ns: 1, max_ns: 1, cpu_ns_per_round_trip: 0.0 };
     /// let throughput = Throughput { messages: 1, seconds: 1.0, mb_per_s: 0.0, msgs_per_s: 1.0, cpu_ns_per_message: 0.0 };
-    /// let m = Measurement { mechanism: "shm-spin".into(), kind: "shm".into(), raw: false, size: 64, latency, throughput };
+    /// let m = Measurement {
+    ///     mechanism: "shm-spin".into(),
+    ///     kind: "shm".into(),
+    ///     raw: false,
+    ///     size: 64,
+    ///     latency,
+    ///     throughput,
+    ///     spread: Default::default(),
+    ///     trials: Vec::new(),
+    /// };
     /// assert_eq!(floors.x_floor(&m), Some(7.0));
     /// ```
     pub fn x_floor(&self, m: &Measurement) -> Option<f64> {

@@ -28,7 +28,7 @@ use crate::transport::{Kind, WaitStrategy};
 /// assert_eq!(Mechanism::transport(Kind::Shm).to_string(), "shm-adaptive");
 ///
 /// let names: Vec<String> = Mechanism::all_transports().iter().map(|m| m.to_string()).collect();
-/// assert_eq!(names[..6], ["tcp", "unix", "pipe", "shm-spin", "shm-block", "shm-adaptive"]);
+/// assert_eq!(names[..8], ["tcp", "unix", "pipe", "shm-spin", "shm-block", "shm-adaptive", "seqpacket", "fifo"]);
 /// // With the feature zmq, then "zmq-ipc" and "zmq-tcp".
 /// # Ok::<(), switchboard::Error>(())
 /// ```
@@ -43,7 +43,7 @@ pub enum Mechanism {
         wait: WaitStrategy,
     },
     /// The same exchange over plain syscalls: pipes, a socketpair, TCP with `TCP_NODELAY`,
-    /// or shared memory spinning on an atomic.
+    /// shared memory spinning on an atomic, seqpacket records, or two fifos.
     Raw(Kind),
     /// A mechanism switchboard has no transport for, driven with plain syscalls like
     /// [`Raw`](Mechanism::Raw): `mq`, `udp`, `eventfd-shm`. It has no raw pair (its
@@ -92,9 +92,9 @@ impl Mechanism {
     ///         mechanisms.push(m.raw());
     ///     }
     /// }
-    /// // 6 transports and 4 raw baselines; with the feature zmq, zmq-ipc and zmq-tcp too, whose
+    /// // 8 transports and 6 raw baselines; with the feature zmq, zmq-ipc and zmq-tcp too, whose
     /// // baselines (raw-unix, raw-tcp) are there already.
-    /// assert_eq!(mechanisms.len(), if cfg!(feature = "zmq") { 12 } else { 10 });
+    /// assert_eq!(mechanisms.len(), if cfg!(feature = "zmq") { 16 } else { 14 });
     /// ```
     pub fn all_transports() -> Vec<Mechanism> {
         let mut out = Vec::new();
@@ -364,9 +364,9 @@ impl FromStr for Mechanism {
 }
 
 /// Parses a switchboard transport to measure: `tcp`, `unix`, `pipe`, `shm` (adaptive),
-/// `shm-spin`, `shm-block` or `shm-adaptive`, or a baseline of another mechanism: `mq`,
-/// `udp`, `eventfd-shm`; raw baselines (`raw-pipe`) are refused (they are measured beside
-/// each transport). What the `compare` and `ping_pong` examples accept.
+/// `shm-spin`, `shm-block`, `shm-adaptive`, `seqpacket` or `fifo`, or a baseline of another
+/// mechanism: `mq`, `udp`, `eventfd-shm`; raw baselines (`raw-pipe`) are refused (they are
+/// measured beside each transport). What the `compare` and `ping_pong` examples accept.
 ///
 /// # Errors
 /// [`Error::Config`] listing the names, or saying that raw baselines come by themselves.

@@ -43,6 +43,7 @@ mod peer;
 mod placement;
 #[allow(unsafe_code)] // the raw shared-memory baseline maps memory itself
 mod raw;
+mod raw_ipc;
 mod regression;
 mod report;
 mod results;

@@ -3,7 +3,7 @@
 //!
 //! pipe: two pipes (the child's stdin and stdout); unix: `socketpair(2)`; tcp: loopback with
 //! `TCP_NODELAY`; shm: two rings of fixed-size slots in a memfd, each side spinning on an
-//! atomic counter. Messages have a size both sides know, so a read is `read_exact`.
+//! atomic counter; seqpacket and fifo: `raw_ipc.rs`. Messages have a size both sides know, so a read is `read_exact`.
 //!
 //! This file bypasses the library on purpose, so it holds unsafe code of its own outside
 //! `shm/` and `spawn.rs`: the raw shared-memory mapping (`stream.rs` has the other piece, the
@@ -97,6 +97,7 @@ pub(crate) fn spawn(kind: Kind, size: usize, command: &mut Command) -> Result<(C
             let child = command.stdin(Stdio::from(fd)).spawn()?;
             Ok((child, Box::new(map.side(0))))
         }
+        Kind::Seqpacket | Kind::Fifo => super::raw_ipc::spawn(kind, command),
         #[cfg(feature = "zmq")]
         Kind::Zmq => Err(no_raw_zmq()),
     }
@@ -130,6 +131,7 @@ pub(crate) fn child_link(kind: Kind, size: usize) -> Result<Box<dyn Link>> {
             Box::new(RawStream { read: s, write })
         }
         Kind::Shm => Box::new(RawShm::attach(stdin()?, size)?.side(1)),
+        Kind::Seqpacket | Kind::Fifo => super::raw_ipc::child_link(kind)?,
         #[cfg(feature = "zmq")]
         Kind::Zmq => return Err(no_raw_zmq()),
     })
