@@ -230,21 +230,7 @@ impl<S: Stream> Framed<S> {
                 slices.push(IoSlice::new(prefix));
                 slices.push(IoSlice::new(msg));
             }
-            let mut left = &mut slices[..];
-            while !left.is_empty() {
-                match self.io.try_write_vectored(left) {
-                    Ok(n) => IoSlice::advance_slices(&mut left, n),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.wait_writable(None)?;
-                    }
-                    Err(e) => {
-                        // Part of a frame may be out: no more sends.
-                        self.send_broken = true;
-                        return Err(e.into());
-                    }
-                }
-            }
+            self.write_slices(&mut slices)?;
         }
         Ok(())
     }
@@ -289,50 +275,46 @@ impl<S: Stream> Framed<S> {
             let mut frame = [0u8; SMALL_FRAME];
             frame[..header.len()].copy_from_slice(header);
             frame[header.len()..total].copy_from_slice(msg);
-            return self.write_all_now(&frame[..total]);
+            return self.write_slices(&mut [IoSlice::new(&frame[..total])]);
         }
-        let mut done = 0;
-        while done < total {
-            // Descriptors go with the first byte; once any byte is out, they are out.
-            let fds = if done == 0 { fds } else { &[] };
-            let result = if done < header.len() {
-                self.io.try_write_fds(&[IoSlice::new(&header[done..]), IoSlice::new(msg)], fds)
-            } else {
-                self.io.try_write_vectored(&[IoSlice::new(&msg[done - header.len()..])])
-            };
-            match result {
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait_writable(None)?;
+        let mut slices = [IoSlice::new(header), IoSlice::new(msg)];
+        let mut left = &mut slices[..];
+        // Descriptors go with the first byte; once any byte is out, they are out.
+        while !fds.is_empty() {
+            match self.io.try_write_fds(left, fds) {
+                Ok(n) => {
+                    IoSlice::advance_slices(&mut left, n);
+                    break;
                 }
-                Err(e) => {
-                    // The peer cannot read (and half a frame may be out): no more sends.
-                    self.send_broken = true;
-                    return Err(e.into());
-                }
+                Err(e) => self.write_failed(e)?,
+            }
+        }
+        self.write_slices(left)
+    }
+
+    /// Writes all of `slices` over as many writes as it takes, waiting for room (and reading
+    /// meanwhile) when the stream is full.
+    fn write_slices(&mut self, mut left: &mut [IoSlice<'_>]) -> Result<()> {
+        while !left.is_empty() {
+            match self.io.try_write_vectored(left) {
+                Ok(n) => IoSlice::advance_slices(&mut left, n),
+                Err(e) => self.write_failed(e)?,
             }
         }
         Ok(())
     }
 
-    /// Writes `bytes` (a whole small frame) over as many writes as it takes.
-    fn write_all_now(&mut self, bytes: &[u8]) -> Result<()> {
-        let mut done = 0;
-        while done < bytes.len() {
-            match self.io.try_write_vectored(&[IoSlice::new(&bytes[done..])]) {
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait_writable(None)?;
-                }
-                Err(e) => {
-                    self.send_broken = true;
-                    return Err(e.into());
-                }
+    /// After a failed write: `Ok` to try again (interrupted, or room came), else the error,
+    /// and no more sends (the peer cannot read, and part of a frame may be out).
+    fn write_failed(&mut self, e: io::Error) -> Result<()> {
+        match e.kind() {
+            io::ErrorKind::Interrupted => Ok(()),
+            io::ErrorKind::WouldBlock => self.wait_writable(None).map(drop),
+            _ => {
+                self.send_broken = true;
+                Err(e.into())
             }
         }
-        Ok(())
     }
 
     /// Waits for room to write, reading incoming data meanwhile (up to a bound) so that a peer
