@@ -514,13 +514,13 @@ impl ShmTransport {
             }
             if let Some(got) = self.poll(want)? {
                 if adaptive {
-                    self.budget.learn(&spin, true);
+                    self.budget.learn(&spin, true, true);
                 }
                 return Ok(got);
             }
         }
         if adaptive {
-            self.budget.learn(&spin, false);
+            self.budget.learn(&spin, false, !self.peer_bell.owner_asleep());
         }
         self.sleep_until(want, deadline)
     }

@@ -233,12 +233,19 @@ impl SpinBudget {
     }
 
     /// Learns from a spin that ended: `succeeded` if what it waited for came while spinning.
-    pub(crate) fn learn(&mut self, spin: &Spin, succeeded: bool) {
+    ///
+    /// A spin that ran out while the peer was awake (not asleep on its bell) and this spinner
+    /// kept its CPU is a peer busy on another CPU (a large copy, say): the next wait may well
+    /// end within the budget, so that costs only [`STEP`](SpinBudget::STEP). A spin that ran
+    /// out while the peer slept, or that was descheduled, halves the budget.
+    pub(crate) fn learn(&mut self, spin: &Spin, succeeded: bool, peer_awake: bool) {
         let floor = Self::FLOOR.min(self.max);
         if succeeded && !spin.preempted {
             self.current = (self.current + Self::STEP).min(self.max);
-        } else if spin.exhausted || spin.preempted {
+        } else if spin.preempted || (spin.exhausted && !peer_awake) {
             self.current = (self.current / 2).max(floor);
+        } else if spin.exhausted {
+            self.current = self.current.saturating_sub(Self::STEP).max(floor);
         }
     }
 }
@@ -485,25 +492,28 @@ mod tests {
             s
         };
         let success = spin(false, false);
-        budget.learn(&success, true);
+        budget.learn(&success, true, true);
         assert_eq!(budget.get(), max, "a success grew the budget past the maximum");
-        budget.learn(&spin(true, false), false);
-        assert_eq!(budget.get(), max / 2);
-        budget.learn(&spin(false, true), false);
-        assert_eq!(budget.get(), max / 4, "a preempted spin must halve the budget");
-        budget.learn(&spin(false, true), true);
-        assert_eq!(budget.get(), max / 8, "a success after a preemption is no evidence for spinning");
+        budget.learn(&spin(true, false), false, true);
+        assert_eq!(budget.get(), max - SpinBudget::STEP, "a busy, awake peer costs one step");
+        budget.learn(&spin(true, false), false, false);
+        assert_eq!(budget.get(), (max - SpinBudget::STEP) / 2, "a sleeping peer halves the budget");
+        let before = budget.get();
+        budget.learn(&spin(false, true), false, true);
+        assert_eq!(budget.get(), before / 2, "a preempted spin must halve the budget");
+        budget.learn(&spin(false, true), true, true);
+        assert_eq!(budget.get(), before / 4, "a success after a preemption is no evidence for spinning");
         assert!(!budget.low());
         for _ in 0..10 {
-            budget.learn(&spin(true, false), false);
+            budget.learn(&spin(true, false), false, false);
         }
         assert_eq!(budget.get(), SpinBudget::FLOOR);
         assert!(budget.low());
         // A wait that ended by the caller's deadline (not exhausted) teaches nothing.
-        budget.learn(&spin(false, false), false);
+        budget.learn(&spin(false, false), false, false);
         assert_eq!(budget.get(), SpinBudget::FLOOR);
         for _ in 0..6 {
-            budget.learn(&success, true);
+            budget.learn(&success, true, true);
         }
         assert_eq!(budget.get(), SpinBudget::FLOOR + 6 * SpinBudget::STEP);
         assert!(!budget.low());
