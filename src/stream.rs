@@ -134,6 +134,13 @@ impl Stream for FdStream {
     }
 
     fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        // One slice (a small frame) takes the plain call, which imports no iovec.
+        if let [buf] = bufs {
+            return match &self.write {
+                None => Ok(nix::sys::socket::send(self.read.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL)?),
+                Some(write) => Ok(nix::unistd::write(write, buf)?),
+            };
+        }
         match &self.write {
             // MSG_NOSIGNAL: a closed peer is EPIPE, never SIGPIPE. Blocks up to
             // SOCKET_SEND_SLICE, then reports EAGAIN (or a partial write).

@@ -130,6 +130,8 @@ pub(crate) struct Framed<S> {
     /// The unwritten tail of a message that `send_until` accepted: `outbox[outbox_at..]`.
     outbox: Vec<u8>,
     outbox_at: usize,
+    /// Where a small frame is put together for one plain write (no zeroing per send).
+    small: Vec<u8>,
     /// Descriptors received and not yet delivered with their frame, oldest first.
     fds: VecDeque<fds::FdBatch>,
     /// How many descriptors `fds` holds.
@@ -162,6 +164,7 @@ impl<S: Stream> Framed<S> {
             rpos: 0,
             outbox: Vec::new(),
             outbox_at: 0,
+            small: Vec::new(),
             fds: VecDeque::new(),
             queued_fds: 0,
             incoming: Vec::new(),
@@ -272,10 +275,13 @@ impl<S: Stream> Framed<S> {
         self.flush_until(None)?;
         let total = header.len() + msg.len();
         if fds.is_empty() && total <= SMALL_FRAME {
-            let mut frame = [0u8; SMALL_FRAME];
-            frame[..header.len()].copy_from_slice(header);
-            frame[header.len()..total].copy_from_slice(msg);
-            return self.write_slices(&mut [IoSlice::new(&frame[..total])]);
+            let mut frame = mem::take(&mut self.small);
+            frame.clear();
+            frame.extend_from_slice(header);
+            frame.extend_from_slice(msg);
+            let result = self.write_slices(&mut [IoSlice::new(&frame)]);
+            self.small = frame;
+            return result;
         }
         let mut slices = [IoSlice::new(header), IoSlice::new(msg)];
         let mut left = &mut slices[..];
