@@ -10,6 +10,9 @@ use crate::error::{Error, Result};
 use crate::shm::ring::Tag;
 use crate::shm::{Got, ShmTransport, Want};
 
+/// The largest fragment of a message sent to a peer that waits for it (see `send_until`).
+pub(super) const FRAGMENT: usize = 64 * 1024;
+
 /// The fragments of an accepted message still to be written.
 #[derive(Debug)]
 pub(crate) struct Outbox {
@@ -62,7 +65,14 @@ impl ShmTransport {
             return Err(Error::Timeout);
         }
         let total = msg.len() as u64;
-        let chunk = self.producer.max_record();
+        // A peer that has read everything waits for this message: small fragments let it copy
+        // each out while the next is copied in (a 1 MiB round trip took 0.7x the time of
+        // whole quarter-ring records). A peer still reading is busy: the largest records then
+        // cost the fewest commits and cache-line hand-overs (streaming 1 MiB messages in
+        // 64 KiB fragments moved 30% fewer bytes per second).
+        // Only a message above a fragment looks at the peer's head: that costs a cache miss.
+        let max = self.producer.max_record();
+        let chunk = if msg.len() > FRAGMENT.min(max) && self.producer.drained() { FRAGMENT.min(max) } else { max };
         if msg.len() <= chunk {
             return self.send_record(Tag::Whole, msg, total, deadline);
         }

@@ -644,6 +644,7 @@ impl Drop for ShmTransport {
 
 #[cfg(test)]
 mod tests {
+    use super::bounded::FRAGMENT;
     use super::*;
 
     /// Fills `t`'s outgoing ring with empty messages until no more fit (nobody reads it).
@@ -675,5 +676,37 @@ mod tests {
             assert_eq!(a.recv_timeout(&mut buf, Duration::ZERO).unwrap(), 0);
         }
         assert_eq!(a.inbox_cost, 0);
+    }
+
+    /// The records waiting in `t`'s incoming ring, as (tag, length), consumed.
+    fn records(t: &mut ShmTransport) -> Vec<(Tag, usize)> {
+        let mut seen = Vec::new();
+        while let Some(rec) = t.consumer.peek().unwrap() {
+            seen.push((rec.tag, rec.len));
+            t.consumer.release(&rec);
+        }
+        seen
+    }
+
+    #[test]
+    fn a_waiting_peer_gets_small_fragments_and_a_busy_one_whole_records() {
+        let options = Options::new().ring_capacity(4 << 20);
+        let (mut a, mut b) = ShmTransport::pair(&options).unwrap();
+        let big = vec![7u8; 200_000];
+        // `b` has read everything: the message goes in fragments it can copy out one by one.
+        a.send(&big).unwrap();
+        let tail = 200_000 - 3 * FRAGMENT;
+        let expected = [(Tag::First, FRAGMENT), (Tag::Middle, FRAGMENT), (Tag::Middle, FRAGMENT), (Tag::Last, tail)];
+        assert_eq!(records(&mut b), expected);
+        // `b` has not read the message before: the next goes whole, in the fewest records.
+        a.send(b"unread").unwrap();
+        a.send(&big).unwrap();
+        assert_eq!(records(&mut b), [(Tag::Whole, 6), (Tag::Whole, 200_000)]);
+        // Above a quarter of the ring, a busy peer gets quarter-ring fragments.
+        a.send(b"unread").unwrap();
+        a.send(&vec![1u8; 1 << 20]).unwrap();
+        let quarter = a.producer.max_record();
+        let last = (1 << 20) - quarter;
+        assert_eq!(records(&mut b), [(Tag::Whole, 6), (Tag::First, quarter), (Tag::Last, last)]);
     }
 }

@@ -131,6 +131,12 @@ impl Producer {
         Producer { ring: Ring { ctl, data, capacity }, tail: self.tail, head_cache: self.head_cache }
     }
 
+    /// Whether the consumer has read everything published, going by its head as last
+    /// published: a hint for how to send, never trusted as an index.
+    pub(crate) fn drained(&self) -> bool {
+        self.ring.ctl().consumer.pos.load(Ordering::Relaxed) == self.tail
+    }
+
     /// The largest payload of one record: a quarter of the ring, so that a writer never waits
     /// for the reader to drain everything.
     pub(crate) fn max_record(&self) -> usize {
