@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 /// "SWBDSHM1" as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SWBDSHM1");
 /// Bumped on any change to this layout or the record format.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 /// Bytes before the first ring: one page, so that rings start page-aligned.
 pub(crate) const HEADER_SIZE: usize = 4096;
 /// Smallest and largest ring capacities accepted.
@@ -65,6 +65,10 @@ pub(crate) struct WakeLine {
     /// Set by an endpoint whose owner waits in `poll`/`epoll` on its readiness descriptor:
     /// the waker then writes that endpoint's eventfd (once: it clears the flag).
     pub(crate) polled: AtomicU32,
+    /// Raised by each waiter before it sleeps; the waker takes it down with the wake-up, so
+    /// that a sleeper costs its peer one `FUTEX_WAKE`, not one per message published while
+    /// it wakes.
+    pub(crate) armed: AtomicU32,
 }
 
 /// The control block of one ring.
@@ -139,6 +143,7 @@ impl Header {
             bell.sleeping.store(0, Relaxed);
             bell.space_sleeping.store(0, Relaxed);
             bell.polled.store(0, Relaxed);
+            bell.armed.store(0, Relaxed);
         }
         // Magic last, with release: a reader that sees it sees the rest.
         self.magic.store(MAGIC, std::sync::atomic::Ordering::Release);
