@@ -165,9 +165,7 @@ fn scribbling_on_a_live_segment_gives_errors_not_ub() {
                         ptr.add(128 + 128 * (next() % 4) as usize).cast::<u64>(),
                         next() % 300_000,
                     ),
-                    // The first record's header (ring 0 starts after the 4096-byte header),
-                    // or a line later in the ring, where the next records' headers are.
-                    2 => std::ptr::write_volatile(ptr.add(4096 + 64 * (next() % 4) as usize).cast::<u64>(), next()),
+                    2 => std::ptr::write_volatile(ptr.add(4096 + 16 * (next() % 256) as usize).cast::<u64>(), next()),
                     _ => {
                         for _ in 0..64 {
                             let at = (next() as usize) % len;
