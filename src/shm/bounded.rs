@@ -66,11 +66,11 @@ impl ShmTransport {
         }
         let total = msg.len() as u64;
         // A peer that has read everything waits for this message: small fragments let it copy
-        // each out while the next is copied in (a 1 MiB round trip took 0.7x the time of
-        // whole quarter-ring records). A peer still reading is busy: the largest records then
-        // cost the fewest commits and cache-line hand-overs (streaming 1 MiB messages in
-        // 64 KiB fragments moved 30% fewer bytes per second).
-        // Only a message above a fragment looks at the peer's head: that costs a cache miss.
+        // each out while the next is copied in (a 1 MiB round trip: 71 µs, against 93 µs in
+        // quarter-ring records spinning and 155 µs with the adaptive wait). A peer still
+        // reading is busy: the largest records then cost the fewest commits and cache-line
+        // hand-overs (streaming 1 MiB messages in 64 KiB fragments moved 30% fewer bytes per
+        // second). Only a message above a fragment looks at the peer's head: a cache miss.
         let max = self.producer.max_record();
         let chunk = if msg.len() > FRAGMENT.min(max) && self.producer.drained() { FRAGMENT.min(max) } else { max };
         if msg.len() <= chunk {

@@ -98,8 +98,9 @@ impl Bell {
     /// flag and wakes every sleeper; later rings, until the owner arms it again (it sleeps
     /// again), find it down and make no syscall. Without this a sender streaming to a
     /// receiver that had caught up paid a wake-up for every message published during the
-    /// receiver's wake-up (tens of them), which kept it slow enough for the receiver to catch
-    /// up again: 4-6 M messages/s instead of 25-30.
+    /// receiver's wake-up, which kept it slow enough for the receiver to catch up again
+    /// (500,000 messages to a blocking receiver: 118,000-150,000 sleeps before, 57,000-78,000
+    /// with this).
     #[inline]
     fn ring_if(&self, asleep: impl FnOnce(&WakeLine) -> bool) -> bool {
         fence(Ordering::SeqCst);
