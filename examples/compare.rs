@@ -132,23 +132,11 @@ fn parse_trials(s: &str) -> Result<usize, String> {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let seconds: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    // Written so that NaN fails too.
-    if !(seconds > 0.0 && seconds < 3600.0) {
-        return Err("must be above 0 and below 3600 seconds".into());
-    }
-    Ok(Duration::from_secs_f64(seconds))
+    measure::parse_seconds(s).map_err(common::reason)
 }
 
 fn parse_pin(s: &str) -> Result<(usize, usize), String> {
-    let cpus = measure::cpu_count();
-    let (a, b) = s.split_once(',').ok_or("--pin takes two cores, e.g. 0,1")?;
-    let parse = |c: &str| c.trim().parse::<usize>().map_err(|_| format!("{c:?} is not a core number"));
-    let (a, b) = (parse(a)?, parse(b)?);
-    if a >= cpus || b >= cpus {
-        return Err(format!("this machine has cores 0..{}", cpus - 1));
-    }
-    Ok((a, b))
+    measure::parse_pin(s).map_err(common::reason)
 }
 
 fn main() -> ExitCode {

@@ -446,3 +446,49 @@ pub fn parse_count(s: &str) -> Result<usize> {
         Err(_) => Err(Error::Config(format!("{s:?} is not a whole number"))),
     }
 }
+
+/// Parses a time budget in seconds for a command-line flag (`--duration 0.1`): above 0 and
+/// below an hour.
+///
+/// # Errors
+/// [`Error::Config`] naming what is wrong with `s`.
+pub fn parse_seconds(s: &str) -> Result<std::time::Duration> {
+    let seconds: f64 = s.trim().parse().map_err(|_| Error::Config(format!("{s:?} is not a number of seconds")))?;
+    // Written so that NaN fails too.
+    if !(seconds > 0.0 && seconds < 3600.0) {
+        return Err(Error::Config("must be above 0 and below 3600 seconds".into()));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+/// Parses two cores of this machine for a command-line flag (`--pin 0,1`).
+///
+/// # Errors
+/// [`Error::Config`] naming what is wrong with `s`.
+pub fn parse_pin(s: &str) -> Result<(usize, usize)> {
+    let cpus = super::sys::cpu_count();
+    let (a, b) = s.split_once(',').ok_or_else(|| Error::Config("--pin takes two cores, e.g. 0,1".into()))?;
+    let parse = |c: &str| c.trim().parse::<usize>().map_err(|_| Error::Config(format!("{c:?} is not a core number")));
+    let (a, b) = (parse(a)?, parse(b)?);
+    if a >= cpus || b >= cpus {
+        return Err(Error::Config(format!("this machine has cores 0..{}", cpus - 1)));
+    }
+    Ok((a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_and_pins_parse_or_say_why_not() {
+        assert_eq!(parse_seconds(" 0.25 ").unwrap(), std::time::Duration::from_millis(250));
+        for bad in ["0", "-1", "nan", "3600", "soon"] {
+            assert!(matches!(parse_seconds(bad), Err(Error::Config(_))), "{bad:?} was accepted");
+        }
+        assert_eq!(parse_pin("0, 0").unwrap(), (0, 0));
+        for bad in ["0", "a,0", "0,b", "0,100000"] {
+            assert!(matches!(parse_pin(bad), Err(Error::Config(_))), "{bad:?} was accepted");
+        }
+    }
+}

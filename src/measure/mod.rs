@@ -66,7 +66,7 @@ pub use external::{ENV_MEASURE_LINK, Job, measure_link};
 pub use floors::Floors;
 pub use link::Link;
 pub use load::{LOAD_BUSY, LOAD_SLEEP, Load};
-pub use mechanism::{Mechanism, Role, parse_count, parse_size, parse_transport};
+pub use mechanism::{Mechanism, Role, parse_count, parse_pin, parse_seconds, parse_size, parse_transport};
 pub use open_loop::{OpenLoop, open_loop, parse_rate};
 pub use peer::BenchPeer;
 pub use placement::{Cores, Placement};
