@@ -310,17 +310,40 @@ impl ShmTransport {
     }
 
     fn recv_until(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<usize> {
+        // The common case first: a whole message waiting in the ring, taken with the checks
+        // `advance` makes. Anything else (nothing yet, fragments, padding, read-ahead, an
+        // error) goes the full way, which looks again.
+        if self.inbox.is_empty()
+            && self.partial_total.is_none()
+            && !self.broken
+            && let Ok(Some(rec)) = self.consumer.peek()
+            && rec.tag == Tag::Whole
+            && rec.total == rec.len as u64
+            && rec.len <= self.max
+        {
+            return self.take_whole(&rec, buf);
+        }
+        self.recv_waiting(buf, deadline)
+    }
+
+    /// Copies a whole-message record into `buf` and releases it.
+    #[inline]
+    fn take_whole(&mut self, rec: &Record, buf: &mut Vec<u8>) -> Result<usize> {
+        buf.clear();
+        let read = self.consumer.read_into(rec, buf);
+        self.release(rec);
+        if let Err(e) = read {
+            self.broken = true;
+            return Err(e);
+        }
+        Ok(rec.len)
+    }
+
+    /// [`recv_until`](Self::recv_until) when no whole message is ready in the ring.
+    #[inline(never)]
+    fn recv_waiting(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<usize> {
         match self.next_message(deadline)? {
-            Incoming::Ring(rec) => {
-                buf.clear();
-                let read = self.consumer.read_into(&rec, buf);
-                self.release(&rec);
-                if let Err(e) = read {
-                    self.broken = true;
-                    return Err(e);
-                }
-                Ok(rec.len)
-            }
+            Incoming::Ring(rec) => self.take_whole(&rec, buf),
             Incoming::Owned(msg) => {
                 *buf = msg;
                 Ok(buf.len())
@@ -676,6 +699,40 @@ mod tests {
             assert_eq!(a.recv_timeout(&mut buf, Duration::ZERO).unwrap(), 0);
         }
         assert_eq!(a.inbox_cost, 0);
+    }
+
+    /// Publishes one record as a (possibly broken) peer would.
+    fn put(t: &mut ShmTransport, tag: Tag, bytes: &[u8], total: u64) {
+        let res = t.producer.try_reserve(bytes.len()).unwrap().unwrap();
+        t.producer.write(&res, bytes);
+        t.producer.commit(res, tag, total);
+    }
+
+    #[test]
+    fn records_the_quick_receive_cannot_take_get_the_full_checks() {
+        type Check = fn(&Error) -> bool;
+        type Case = (&'static str, &'static [(Tag, usize, u64)], Check);
+        let corrupt: Check = |e| matches!(e, Error::CorruptSegment(_));
+        let too_large: Check = |e| matches!(e, Error::FrameTooLarge { len: 2000, max: 1024 });
+        let cases: [Case; 4] = [
+            ("a whole record whose total is not its length", &[(Tag::Whole, 8, 9)], corrupt),
+            ("a whole record above the maximum", &[(Tag::Whole, 2000, 2000)], too_large),
+            ("a last fragment with no first", &[(Tag::Last, 8, 8)], corrupt),
+            ("a whole record inside a fragmented message", &[(Tag::First, 8, 16), (Tag::Whole, 8, 8)], corrupt),
+        ];
+        for (what, records, check) in cases {
+            let options = Options::new().ring_capacity(1 << 16).max_message_size(1024);
+            let (mut a, mut b) = ShmTransport::pair(&options).unwrap();
+            a.send(b"before").unwrap();
+            for &(tag, len, total) in records {
+                put(&mut a, tag, &vec![3; len], total);
+            }
+            let mut buf = Vec::new();
+            assert_eq!(b.recv_timeout(&mut buf, Duration::ZERO).unwrap(), 6, "{what}: the message before");
+            let err = b.recv_timeout(&mut buf, Duration::ZERO).unwrap_err();
+            assert!(check(&err), "{what}: {err:?}");
+            assert!(matches!(b.recv(&mut buf), Err(Error::Disconnected)), "{what}: the connection is over");
+        }
     }
 
     /// The records waiting in `t`'s incoming ring, as (tag, length), consumed.

@@ -148,6 +148,7 @@ impl Producer {
     ///
     /// # Errors
     /// [`Error::CorruptSegment`] if the consumer's published head is impossible.
+    #[inline]
     pub(crate) fn try_reserve(&mut self, len: usize) -> Result<Option<Reservation>> {
         assert!(len <= self.max_record(), "record of {len} bytes is above the ring's record limit");
         let capacity = self.ring.capacity;
@@ -208,6 +209,7 @@ impl Producer {
     }
 
     /// Publishes a reserved record (and its padding).
+    #[inline]
     pub(crate) fn commit(&mut self, res: Reservation, tag: Tag, total: u64) {
         self.write_header(res.offset, res.len as u32, tag, total);
         self.tail = self.tail.wrapping_add((res.pad + record_size(res.len)) as u64);
@@ -278,6 +280,7 @@ impl Consumer {
         Ok(self.head != self.tail_cache || self.load_tail()? != self.head)
     }
 
+    #[inline]
     fn load_tail(&mut self) -> Result<u64> {
         let tail = self.ring.ctl().producer.pos.load(Ordering::Acquire);
         if tail.wrapping_sub(self.head) > self.ring.capacity as u64 {
@@ -292,6 +295,7 @@ impl Consumer {
     /// # Errors
     /// [`Error::CorruptSegment`] for any header that cannot have been written by a correct
     /// producer.
+    #[inline]
     pub(crate) fn peek(&mut self) -> Result<Option<Record>> {
         loop {
             if self.head == self.tail_cache && self.load_tail()? == self.head {
@@ -314,7 +318,10 @@ impl Consumer {
                     ptr::read_volatile(p.add(8).cast::<u64>()),
                 )
             };
-            let tag = Tag::from_u32(tag).ok_or(Error::CorruptSegment("unknown record tag"))?;
+            // Not `ok_or`: that builds (and drops) the error for every good record.
+            let Some(tag) = Tag::from_u32(tag) else {
+                return Err(Error::CorruptSegment("unknown record tag"));
+            };
             if tag == Tag::Pad {
                 if len != to_end - RECORD_HEADER || avail < to_end {
                     return Err(Error::CorruptSegment("padding record does not end at the buffer end"));
@@ -335,6 +342,7 @@ impl Consumer {
     ///
     /// # Errors
     /// [`Error::OutOfMemory`] if `out` cannot grow by the record's length.
+    #[inline]
     pub(crate) fn read_into(&self, rec: &Record, out: &mut Vec<u8>) -> Result<()> {
         out.try_reserve(rec.len).map_err(|_| Error::OutOfMemory { bytes: out.len().saturating_add(rec.len) })?;
         let start = out.len();
@@ -365,6 +373,7 @@ impl Consumer {
     }
 
     /// Frees the record's space and publishes the new head.
+    #[inline]
     pub(crate) fn release(&mut self, rec: &Record) {
         self.head = self.head.wrapping_add(record_size(rec.len) as u64);
         self.ring.ctl().consumer.pos.store(self.head, Ordering::Release);
