@@ -523,8 +523,15 @@ impl ShmTransport {
             return self.sleep_until(want, deadline);
         }
         let budget = if adaptive { self.budget.get() } else { self.spin };
-        let mut spin =
-            Spin::new(self.strategy, budget, wait::one_cpu_for_both(self.machine_has_one, self.my_cpus, peer_cpus));
+        let mut one_cpu = wait::one_cpu_for_both(self.machine_has_one, self.my_cpus, peer_cpus);
+        if one_cpu {
+            // Masks are read when endpoints are made; threads are often pinned afterwards
+            // (a pair made in one thread, each end then pinned to its own core). Spinning by
+            // yielding when we need not costs 3x at 64 bytes, so look again first: a syscall
+            // only in the case that would yield or sleep anyway.
+            one_cpu = self.refresh_cpus(peer_cpus);
+        }
+        let mut spin = Spin::new(self.strategy, budget, one_cpu);
         loop {
             match spin.step(deadline) {
                 SpinStep::Again => {}
@@ -532,6 +539,9 @@ impl ShmTransport {
                     if !self.peer.alive() {
                         return self.last_look(want);
                     }
+                    // A long spin looks again too, in case both ends now share one CPU.
+                    let peer_cpus = header(&self.region).endpoints[1 - self.side].cpus.load(Ordering::Relaxed);
+                    spin.set_one_cpu(self.refresh_cpus(peer_cpus));
                 }
                 SpinStep::Sleep => break,
             }
@@ -546,6 +556,17 @@ impl ShmTransport {
             self.budget.learn(&spin, false, !self.peer_bell.owner_asleep());
         }
         self.sleep_until(want, deadline)
+    }
+
+    /// Reads this thread's CPUs again and publishes them if they changed; whether this end and
+    /// the peer (by the mask it published) can run only on the same one CPU.
+    fn refresh_cpus(&mut self, peer_cpus: u64) -> bool {
+        let mine = wait::allowed_cpus();
+        if mine != self.my_cpus {
+            self.my_cpus = mine;
+            header(&self.region).endpoints[self.side].cpus.store(mine, Ordering::Relaxed);
+        }
+        wait::one_cpu_for_both(self.machine_has_one, mine, peer_cpus)
     }
 
     /// The sleeping phase of [`wait`](Self::wait): on the bell, in slices of at most
@@ -733,6 +754,36 @@ mod tests {
             assert!(check(&err), "{what}: {err:?}");
             assert!(matches!(b.recv(&mut buf), Err(Error::Disconnected)), "{what}: the connection is over");
         }
+    }
+
+    /// Sets this thread's CPUs to the bit mask `mask`.
+    fn set_cpus(mask: u64) {
+        let mut set = nix::sched::CpuSet::new();
+        for cpu in (0..64).filter(|c| mask & (1 << c) != 0) {
+            set.set(cpu).unwrap();
+        }
+        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).unwrap();
+    }
+
+    #[test]
+    fn a_pair_made_on_one_cpu_and_then_spread_does_not_yield() {
+        let all = wait::allowed_cpus();
+        if all.count_ones() < 2 {
+            eprintln!("skipped: this thread may run on {} CPU(s); the test needs two", all.count_ones());
+            return;
+        }
+        // Both ends are made while this thread may run on one CPU only: both publish it.
+        set_cpus(all & all.wrapping_neg());
+        let options = Options::new().wait_strategy(WaitStrategy::Spin);
+        let (mut a, b) = ShmTransport::pair(&options).unwrap();
+        set_cpus(all);
+        let published = |t: &ShmTransport| header(&t.region).endpoints[t.side].cpus.load(Ordering::Relaxed);
+        assert_eq!(published(&a).count_ones(), 1, "made on one CPU");
+        // The first wait that would yield looks at the CPUs again.
+        let mut buf = Vec::new();
+        assert!(matches!(a.recv_timeout(&mut buf, Duration::ZERO), Err(Error::Timeout)));
+        assert_eq!(published(&a), all, "a wait publishes the CPUs the thread may use now");
+        assert!(!wait::one_cpu_for_both(a.machine_has_one, a.my_cpus, published(&b)));
     }
 
     /// The records waiting in `t`'s incoming ring, as (tag, length), consumed.

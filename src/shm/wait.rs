@@ -283,6 +283,12 @@ impl Spin {
         }
     }
 
+    /// Whether the two ends share one CPU (learned during the spin): then each round yields,
+    /// and the adaptive strategy stops spinning.
+    pub(crate) fn set_one_cpu(&mut self, one_cpu: bool) {
+        self.yield_cpu = one_cpu;
+    }
+
     /// One spin round.
     #[inline]
     pub(crate) fn step(&mut self, deadline: Option<Instant>) -> SpinStep {
