@@ -55,6 +55,11 @@ pub(crate) struct Header {
 }
 
 impl Header {
+    /// The header of a message sent as one record.
+    pub(crate) fn whole() -> Self {
+        Header::tag(WHOLE)
+    }
+
     fn tag(tag: u8) -> Self {
         Header { bytes: [tag, 0, 0, 0, 0], len: 1 }
     }
@@ -76,7 +81,7 @@ impl Header {
 pub(crate) fn split(msg: &[u8], record: usize) -> Vec<(Header, usize, usize)> {
     debug_assert!(record >= RECORD_MIN);
     if msg.len() < record {
-        return vec![(Header::tag(WHOLE), 0, msg.len())];
+        return vec![(Header::whole(), 0, msg.len())];
     }
     let mut out = Vec::with_capacity(msg.len() / (record - 1) + 2);
     let first = record - FIRST_HEADER;

@@ -30,6 +30,20 @@ impl SeqpacketTransport {
         if !self.flush_until(deadline)? {
             return Err(Error::Timeout);
         }
+        if msg.len() < self.record {
+            // One whole record, the common case, without the list of records below. What did
+            // not go out (no room yet, a signal, a smaller send buffer) is tried again there.
+            match sys::send_record(self.fd.as_fd(), record::Header::whole().as_bytes(), msg, deadline.is_none()) {
+                Ok(()) => return Ok(()),
+                Err(e)
+                    if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock)
+                        || e.raw_os_error() == Some(libc::EMSGSIZE) => {}
+                Err(e) => {
+                    self.send_broken = true;
+                    return Err(e.into());
+                }
+            }
+        }
         let mut records: VecDeque<_> = record::split(msg, self.record).into();
         let mut sent_any = false;
         while let Some(&(header, from, to)) = records.front() {
