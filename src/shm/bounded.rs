@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::shm::ring::Tag;
+use crate::shm::ring::{Reservation, Tag};
 use crate::shm::{Got, ShmTransport, Want};
 
 /// The largest fragment of a message sent to a peer that waits for it (see `send_until`).
@@ -55,16 +55,8 @@ impl ShmTransport {
     /// Sends `msg`, giving up at `deadline` (`None`: never) if its first record finds no room
     /// (`Timeout`: nothing was sent). Later fragments that find no room wait in the outbox.
     pub(crate) fn send_until(&mut self, msg: &[u8], deadline: Option<Instant>) -> Result<()> {
-        // The common case first, in few instructions: a whole record with room now (at 64
-        // bytes, the layered path below cost about 280 instructions per send). Anything
-        // else takes the full path, which checks everything again.
-        if msg.len() <= self.max
-            && msg.len() <= FRAGMENT.min(self.producer.max_record())
-            && !self.broken
-            && !self.send_broken
-            && self.outbox.is_none()
-            && !self.peer_closed()
-            && let Some(res) = self.producer.try_reserve(msg.len())?
+        if msg.len() <= FRAGMENT
+            && let Some(res) = self.quick_space(msg.len())?
         {
             self.producer.write(&res, msg);
             self.producer.commit(res, Tag::Whole, msg.len() as u64);
@@ -72,6 +64,24 @@ impl ShmTransport {
             return Ok(());
         }
         self.send_waiting(msg, deadline)
+    }
+
+    /// The common case of a send, in few instructions: room now for one whole record of
+    /// `len` bytes (at 64 bytes the layered path cost about 280 instructions a call). `None`
+    /// for anything else (no room yet, too large for one record, an outbox to flush, a peer
+    /// gone): the full path then checks everything again.
+    #[inline(always)]
+    pub(super) fn quick_space(&mut self, len: usize) -> Result<Option<Reservation>> {
+        if len <= self.max
+            && len <= self.producer.max_record()
+            && !self.broken
+            && !self.send_broken
+            && self.outbox.is_none()
+            && !self.peer_closed()
+        {
+            return self.producer.try_reserve(len);
+        }
+        Ok(None)
     }
 
     /// [`send_until`](Self::send_until) for a message that must wait for room, or be

@@ -42,6 +42,9 @@ impl ShmTransport {
         if len > max {
             return Err(Error::MessageTooLarge { len, max });
         }
+        if let Some(res) = self.quick_space(len)? {
+            return Ok(ShmSendSlot { transport: self, res });
+        }
         if self.broken || self.send_broken {
             return Err(Error::Disconnected);
         }
@@ -83,6 +86,9 @@ impl ShmTransport {
     }
 
     fn recv_slot(&mut self, deadline: Option<Instant>) -> Result<ShmRecvSlot<'_>> {
+        if let Some(rec) = self.quick_whole() {
+            return Ok(ShmRecvSlot { transport: self, inner: Slot::Ring(rec) });
+        }
         let inner = match self.next_message(deadline)? {
             Incoming::Ring(rec) => Slot::Ring(rec),
             Incoming::Owned(msg) => Slot::Owned(msg),
