@@ -104,3 +104,39 @@ fn a_big_message_finished_later_arrives_whole_and_in_order() {
         }
     });
 }
+
+#[test]
+fn after_a_timed_out_send_the_descriptor_goes_quiet_once_sends_succeed() {
+    with_deadline(LIMIT, || {
+        for (label, kind, options) in configs() {
+            let (mut a, mut b) = pair(kind, &options).unwrap();
+            a.ready_fd().unwrap();
+            // Fill until a send times out before its first byte: the descriptor now waits for
+            // room to write.
+            let mut accepted = 0u64;
+            while a.send_timeout(&payload(accepted, 1000), Duration::ZERO).is_ok() {
+                accepted += 1;
+                assert!(accepted < 1_000_000, "{label}: never filled up");
+            }
+            let mut buf = Vec::new();
+            let mut got = 0;
+            while got < accepted {
+                match b.recv_timeout(&mut buf, Duration::from_millis(50)) {
+                    Ok(_) => got += 1,
+                    Err(Error::Timeout) => {
+                        let _ = a.flush_timeout(Duration::ZERO);
+                    }
+                    Err(e) => panic!("{label}: {e:?}"),
+                }
+            }
+            // Sends succeed again. With nothing to receive and nothing waiting to be written,
+            // once a receive has said `Timeout` (readiness is a hint: see `ready_fd`), the
+            // descriptor must not poll readable, or an event loop would spin on it.
+            a.send(b"after").unwrap();
+            b.recv(&mut buf).unwrap();
+            assert_eq!(a.pending_send(), 0, "{label}");
+            assert!(matches!(a.recv_timeout(&mut buf, Duration::ZERO), Err(Error::Timeout)), "{label}");
+            assert!(!readable(a.as_ref(), 0), "{label}: readable with nothing to receive or write");
+        }
+    });
+}

@@ -392,7 +392,9 @@ impl SeqpacketTransport {
 
     /// Tells the readiness descriptor whether to watch for room to write.
     fn set_write_interest(&self, on: bool) {
-        if self.write_interest.swap(on, Ordering::Relaxed) != on
+        // A plain load first: every send turns the interest off, and it is almost always off.
+        if self.write_interest.load(Ordering::Relaxed) != on
+            && self.write_interest.swap(on, Ordering::Relaxed) != on
             && let Some(r) = self.ready.get()
         {
             r.watch_write(self.fd.as_fd(), self.fd.as_fd(), on);

@@ -86,6 +86,8 @@ impl SeqpacketTransport {
     /// Sends the rest of an accepted message until `deadline`; whether it is all out.
     pub(super) fn flush_until(&mut self, deadline: Option<Instant>) -> Result<bool> {
         if self.outbox_records.is_empty() {
+            // A send that timed out before its first record left the interest on: off now.
+            self.set_write_interest(false);
             return Ok(true);
         }
         if self.broken || self.send_broken {
