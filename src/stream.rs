@@ -161,7 +161,9 @@ impl Stream for FdStream {
     }
 
     fn set_write_interest(&self, on: bool) {
-        if self.write_interest.swap(on, Ordering::Relaxed) != on
+        // A plain load first: every send turns the interest off, and it is almost always off.
+        if self.write_interest.load(Ordering::Relaxed) != on
+            && self.write_interest.swap(on, Ordering::Relaxed) != on
             && let Some(r) = self.ready.get()
         {
             r.watch_write(self.read.as_fd(), self.write_fd(), on);

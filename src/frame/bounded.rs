@@ -20,7 +20,18 @@ impl<S: Stream> Framed<S> {
     }
 
     /// Writes the tail of an accepted message until `deadline`; whether it is all out.
+    #[inline]
     pub(crate) fn flush_until(&mut self, deadline: Option<Instant>) -> Result<bool> {
+        // Almost always there is nothing to write: no call. (A send that timed out before
+        // its first byte left the write interest on, with an empty outbox: off now.)
+        if self.outbox_at == self.outbox.len() && !self.broken && !self.send_broken {
+            self.io.set_write_interest(false);
+            return Ok(true);
+        }
+        self.flush_outbox(deadline)
+    }
+
+    fn flush_outbox(&mut self, deadline: Option<Instant>) -> Result<bool> {
         if self.broken || self.send_broken {
             return if self.pending_send() == 0 { Ok(true) } else { Err(Error::Disconnected) };
         }

@@ -50,7 +50,15 @@ impl<S: Stream> Framed<S> {
 
     /// Hands the descriptors that came with the frame at stream offset `at`, `size` bytes long,
     /// to `out` (or closes them), and closes any that came with no frame before its end.
-    pub(super) fn deliver_fds(&mut self, at: u64, size: usize, mut out: Option<&mut Vec<OwnedFd>>) {
+    #[inline]
+    pub(super) fn deliver_fds(&mut self, at: u64, size: usize, out: Option<&mut Vec<OwnedFd>>) {
+        // Almost always nothing came: no call.
+        if !self.fds.is_empty() {
+            self.deliver_queued_fds(at, size, out);
+        }
+    }
+
+    fn deliver_queued_fds(&mut self, at: u64, size: usize, mut out: Option<&mut Vec<OwnedFd>>) {
         let end = at + size as u64;
         while self.fds.front().is_some_and(|b| b.to <= end) {
             let Some(batch) = self.fds.pop_front() else { break };
