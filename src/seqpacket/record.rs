@@ -1,7 +1,7 @@
 //! The seqpacket wire format: records that carry a tag byte, and the reassembly of messages
 //! that span several records.
 //!
-//! A record is what one `sendmsg` puts on a `SOCK_SEQPACKET` socket and one `recvmsg` takes
+//! A record is what one `send`/`sendmsg` puts on a `SOCK_SEQPACKET` socket and one `recv` takes
 //! off it: the kernel keeps its boundaries (`unix(7)`), so no length prefix is needed. Records
 //! are limited in size (the socket's send buffer; `EMSGSIZE` above it), so a message that does
 //! not fit in one travels as several:

@@ -1,5 +1,6 @@
-//! Sending records: one `sendmsg` per record, reading ahead while the socket has no room, and
-//! the outbox that holds the rest of a message `send_timeout` accepted half-sent.
+//! Sending records: one `send` (or `sendmsg`, above 256 bytes) per record, reading ahead while
+//! the socket has no room, and the outbox that holds the rest of a message `send_timeout`
+//! accepted half-sent.
 
 use std::collections::VecDeque;
 use std::io;
