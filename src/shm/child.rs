@@ -125,7 +125,7 @@ pub(super) fn wait_attached(h: &Header, deadline: Option<Instant>) -> bool {
             None => CHECK_EVERY,
         };
         // A futex that cannot be waited on (it should not happen) degrades to polling.
-        if wait::futex_wait(&h.attached, 0, slice).is_err() {
+        if wait::futex_wait(&h.attached, 0, Some(slice)).is_err() {
             std::thread::sleep(slice.min(Duration::from_millis(1)));
         }
     }

@@ -19,6 +19,7 @@ mod sealed;
 mod slots;
 mod split;
 mod wait;
+mod watch;
 
 pub use named::NamedShm;
 pub use sealed::SealedMemfd;
@@ -40,6 +41,7 @@ use ready::Doorbells;
 use region::Region;
 use ring::{Consumer, Producer, Record, Reservation, Tag};
 use wait::{Bell, CHECK_EVERY, PeerWatch, Spin, SpinBudget, SpinStep};
+use watch::Watch;
 
 use crate::deadline;
 use crate::error::{Error, Result};
@@ -115,6 +117,10 @@ pub struct ShmTransport {
     /// For the halves of a split endpoint: how many are alive (the last one to go marks the
     /// endpoint closed).
     halves: Option<Arc<AtomicUsize>>,
+    /// The watcher's registration for this endpoint's peer: `None` until the first sleep with
+    /// no deadline, then `Some(None)` if there is no watcher (see `watch.rs`). Dropped before
+    /// `region`.
+    watch: Option<Option<Watch>>,
     /// Last field: dropped after everything that points into it (shared by split halves).
     region: Arc<Region>,
 }
@@ -174,8 +180,8 @@ impl ShmTransport {
         let [e0, e1] = ready::eventfd_pair()?;
         let (e0_dup, e1_dup) = (e0.try_clone()?, e1.try_clone()?);
         Ok((
-            Self::new(region, 0, options, PeerWatch::none(), Some(Doorbells::for_side(0, [e0, e1])))?,
-            Self::new(other, 1, options, PeerWatch::none(), Some(Doorbells::for_side(1, [e0_dup, e1_dup])))?,
+            Self::new(region, 0, options, PeerWatch::in_process(), Some(Doorbells::for_side(0, [e0, e1])))?,
+            Self::new(other, 1, options, PeerWatch::in_process(), Some(Doorbells::for_side(1, [e0_dup, e1_dup])))?,
         ))
     }
 
@@ -239,6 +245,7 @@ impl ShmTransport {
             doorbells,
             role: Role::Both,
             halves: None,
+            watch: None,
             region: Arc::new(region),
         })
     }
@@ -597,14 +604,41 @@ impl ShmTransport {
                 }
                 return Err(Error::Timeout);
             }
-            let slice = deadline.map_or(CHECK_EVERY, |d| (d - now).min(CHECK_EVERY));
+            // A peer that the watcher watches (or one in this process) rings us when it is
+            // gone: the sleep lasts until the deadline, and with none it needs no timeout
+            // (see `watch.rs`). Otherwise slices of `CHECK_EVERY` bound the time to notice.
+            let timeout = match (deadline, self.watched()) {
+                (None, true) => None,
+                (None, false) => Some(CHECK_EVERY),
+                (Some(d), true) => Some(d - now),
+                (Some(d), false) => Some((d - now).min(CHECK_EVERY)),
+            };
             // A ring says the peer ran just now: ask the kernel about it only after a silence
-            // (a syscall per wake-up otherwise).
-            let rung = sleep.sleep(slice)?;
-            if !rung && !self.peer.alive() {
+            // (a syscall per wake-up otherwise), or when the watcher says it is gone.
+            let rung = sleep.sleep(timeout)?;
+            if (!rung || self.watched_peer_gone()) && !self.peer.alive() {
                 return self.last_look(want);
             }
         }
+    }
+
+    /// Whether the peer rings us when it is gone, so that a sleep needs no timeout to notice:
+    /// it is in this process (its drop rings), or the watcher watches it (registered here the
+    /// first time). Not once the watcher has reported the peer gone: it watches it no more.
+    fn watched(&mut self) -> bool {
+        if self.peer.is_in_process() {
+            return true;
+        }
+        if self.watch.is_none() {
+            let registered = self.peer.gone_fd().and_then(|fd| Watch::register(fd, self.my_bell, &self.region));
+            self.watch = Some(registered);
+        }
+        matches!(&self.watch, Some(Some(w)) if w.usable() && !w.peer_gone())
+    }
+
+    /// Whether the watcher saw the peer's descriptor poll readable.
+    fn watched_peer_gone(&self) -> bool {
+        matches!(&self.watch, Some(Some(w)) if w.peer_gone())
     }
 
     /// The peer process is dead: whatever it published is still ours, then it is gone.
@@ -778,6 +812,27 @@ mod tests {
         drop(b);
         assert!(matches!(a.send(b"after"), Err(Error::Disconnected)));
         assert!(matches!(a.reserve(5), Err(Error::Disconnected)));
+    }
+
+    #[test]
+    fn a_sleep_with_no_deadline_ends_when_the_watcher_sees_the_peer_gone() {
+        // A pair in this process stands in for two: `a` watches a socket for its peer, as
+        // after a spawn, and the test closes the other end as a dying peer's kernel would.
+        let options = Options::new().wait_strategy(WaitStrategy::Block);
+        let (mut a, b) = ShmTransport::pair(&options).unwrap();
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_peer(PeerWatch::socket(std::os::fd::OwnedFd::from(ours)));
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let got = a.recv(&mut buf);
+            let _ = done.send((got, a.watched_peer_gone(), a.watch.is_some()));
+        });
+        drop(theirs);
+        let (got, gone, registered) = result.recv_timeout(Duration::from_secs(30)).expect("recv never returned");
+        assert!(matches!(got, Err(Error::Disconnected)), "{got:?}");
+        assert!(registered && gone, "the watcher, not a timeout, ended the sleep");
+        drop(b);
     }
 
     /// Sets this thread's CPUs to the bit mask `mask`.

@@ -122,6 +122,8 @@ impl ShmTransport {
             let _ = self.ready.add(fd, EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, 1));
         }
         self.peer = peer;
+        // A registration with the watcher was for the peer watched before.
+        self.watch = None;
     }
 
     /// The readiness descriptor; see `Transport::ready_fd`.

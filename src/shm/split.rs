@@ -58,6 +58,7 @@ impl ShmTransport {
             ready_used,
             role: Role::Recv,
             halves: Some(halves.clone()),
+            watch: None,
             region: Arc::clone(&self.region),
         };
         self.role = Role::Send;

@@ -29,16 +29,15 @@ pub(crate) const CHECK_EVERY: Duration = Duration::from_millis(10);
 /// # Errors
 /// Any error but the three that mean "go and look again" (`EINTR`, `EAGAIN`: the word had
 /// changed, `ETIMEDOUT`), which are `Ok`.
-pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> std::io::Result<()> {
-    let ts = libc::timespec {
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> std::io::Result<()> {
+    let ts = timeout.map(|timeout| libc::timespec {
         tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
+    });
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |ts| ts as *const libc::timespec);
     // SAFETY: `word` is a live, aligned u32 in a shared mapping; FUTEX_WAIT only reads it and
-    // `ts` outlives the call.
-    let ret = unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, &ts as *const libc::timespec)
-    };
+    // `ts` (or null: no timeout) outlives the call.
+    let ret = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, ts_ptr) };
     if ret == 0 {
         return Ok(());
     }
@@ -112,6 +111,14 @@ impl Bell {
         line.polled.load(Ordering::Relaxed) != 0 && line.polled.swap(0, Ordering::Relaxed) != 0
     }
 
+    /// Wakes the bell's owner whether or not it announced a sleep (the watcher, when the
+    /// owner's peer died: see `watch.rs`).
+    pub(crate) fn wake(&self) {
+        let line = self.line();
+        line.seq.fetch_add(1, Ordering::Release);
+        futex_wake(&line.seq);
+    }
+
     /// Whether the bell's owner is asleep on it, or woken but not yet running again (it
     /// lowers the count itself once it runs).
     #[inline]
@@ -153,11 +160,12 @@ pub(crate) struct Sleep {
 }
 
 impl Sleep {
-    /// Sleeps until rung or `timeout`; whether the bell was rung (since [`Bell::prepare`]).
+    /// Sleeps until rung or `timeout` (`None`: until rung); whether the bell was rung (since
+    /// [`Bell::prepare`]).
     ///
     /// # Errors
     /// As [`futex_wait`].
-    pub(crate) fn sleep(self, timeout: Duration) -> std::io::Result<bool> {
+    pub(crate) fn sleep(self, timeout: Option<Duration>) -> std::io::Result<bool> {
         let word = &self.bell.line().seq;
         futex_wait(word, self.seq, timeout)?;
         Ok(word.load(Ordering::Relaxed) != self.seq)
@@ -379,12 +387,31 @@ pub(crate) struct PeerWatch {
     /// readable when the peer is gone (the kernel closes a dead process's sockets).
     readable_when_gone: Option<OwnedFd>,
     pid: Option<i32>,
+    /// The peer is in this process: it rings our bell when it is dropped.
+    in_process: bool,
 }
 
 impl PeerWatch {
-    /// Watches nothing: the peer is in this process (`pair`) and its drop is the only signal.
+    /// Watches nothing yet (the peer process is still to be started).
     pub(crate) fn none() -> Self {
         PeerWatch::default()
+    }
+
+    /// Watches nothing: the peer is in this process (`pair`) and its drop is the only signal.
+    pub(crate) fn in_process() -> Self {
+        PeerWatch { in_process: true, ..PeerWatch::default() }
+    }
+
+    /// Whether the peer is in this process, so that a sleep needs no timeout to notice that
+    /// it is gone (its drop rings the bell).
+    pub(crate) fn is_in_process(&self) -> bool {
+        self.in_process
+    }
+
+    /// The descriptor that polls readable once the peer is gone, owned, for the watcher to
+    /// duplicate (see `watch.rs`).
+    pub(crate) fn gone_fd(&self) -> Option<&OwnedFd> {
+        self.readable_when_gone.as_ref()
     }
 
     /// Watches process `pid`.
@@ -396,14 +423,14 @@ impl PeerWatch {
             // SAFETY: the kernel just returned this fd to us; nothing else owns it.
             unsafe { OwnedFd::from_raw_fd(fd as i32) }
         });
-        PeerWatch { readable_when_gone: pidfd, pid: Some(pid) }
+        PeerWatch { readable_when_gone: pidfd, pid: Some(pid), in_process: false }
     }
 
     /// Watches the process at the other end of `socket`, a connected Unix socket on which
     /// nothing more will be sent: it reads end-of-file once that process closed it or died.
     /// No pid is involved, so pid reuse cannot fool it.
     pub(crate) fn socket(socket: OwnedFd) -> Self {
-        PeerWatch { readable_when_gone: Some(socket), pid: None }
+        PeerWatch { readable_when_gone: Some(socket), pid: None, in_process: false }
     }
 
     /// A second watch of the same peer (a duplicate descriptor), for the other half of a
@@ -413,7 +440,7 @@ impl PeerWatch {
             Some(fd) => Some(fd.try_clone()?),
             None => None,
         };
-        Ok(PeerWatch { readable_when_gone, pid: self.pid })
+        Ok(PeerWatch { readable_when_gone, pid: self.pid, in_process: self.in_process })
     }
 
     /// The descriptor that polls readable once the peer is gone, if there is one.
@@ -454,7 +481,7 @@ mod tests {
         bell.ring();
         assert_ne!(line.seq.load(Ordering::Relaxed), before, "a sleeper was announced but the bell did not ring");
         // Its wait returns at once: the word moved since it announced itself.
-        assert!(second.sleep(Duration::from_secs(30)).unwrap(), "the ring is not seen");
+        assert!(second.sleep(Some(Duration::from_secs(30))).unwrap(), "the ring is not seen");
         assert_eq!(line.sleeping.load(Ordering::Relaxed), 0);
     }
 
@@ -483,11 +510,11 @@ mod tests {
         bell.ring();
         bell.ring();
         assert_eq!(line.seq.load(Ordering::Relaxed), 1, "rings before the sleeper ran woke it again");
-        assert!(sleeper.sleep(Duration::from_secs(30)).unwrap(), "the first ring is not seen");
+        assert!(sleeper.sleep(Some(Duration::from_secs(30))).unwrap(), "the first ring is not seen");
         let again = bell.prepare(false);
         bell.ring();
         assert_eq!(line.seq.load(Ordering::Relaxed), 2, "a new sleep was not woken");
-        assert!(again.sleep(Duration::from_secs(30)).unwrap());
+        assert!(again.sleep(Some(Duration::from_secs(30))).unwrap());
         // A sleeper that arms the bell after a ring took it down for another is woken by the
         // next ring (here one for space).
         let first = bell.prepare(false);
@@ -495,8 +522,8 @@ mod tests {
         let second = bell.prepare(true);
         bell.ring_space();
         assert_eq!(line.seq.load(Ordering::Relaxed), 4, "the second sleeper was not woken");
-        assert!(first.sleep(Duration::from_secs(30)).unwrap());
-        assert!(second.sleep(Duration::from_secs(30)).unwrap());
+        assert!(first.sleep(Some(Duration::from_secs(30))).unwrap());
+        assert!(second.sleep(Some(Duration::from_secs(30))).unwrap());
     }
 
     /// Freeing space wakes a sender waiting for room, not a receiver waiting for data (whose
