@@ -607,6 +607,10 @@ impl ShmTransport {
             // A peer that the watcher watches (or one in this process) rings us when it is
             // gone: the sleep lasts until the deadline, and with none it needs no timeout
             // (see `watch.rs`). Otherwise slices of `CHECK_EVERY` bound the time to notice.
+            if self.watched_peer_gone() && !self.peer.alive() {
+                // Reported while we were awake: no sleep at all.
+                return self.last_look(want);
+            }
             let timeout = match (deadline, self.watched()) {
                 (None, true) => None,
                 (None, false) => Some(CHECK_EVERY),
