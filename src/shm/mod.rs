@@ -540,7 +540,7 @@ impl ShmTransport {
         }
         let budget = if adaptive { self.budget.get() } else { self.spin };
         let mut one_cpu = wait::one_cpu_for_both(self.machine_has_one, self.my_cpus, peer_cpus);
-        if one_cpu {
+        if one_cpu && !self.machine_has_one && self.strategy != WaitStrategy::Block {
             // Masks are read when endpoints are made; threads are often pinned afterwards
             // (a pair made in one thread, each end then pinned to its own core). Spinning by
             // yielding when we need not costs 3x at 64 bytes, so look again first: a syscall
@@ -556,8 +556,10 @@ impl ShmTransport {
                         return self.last_look(want);
                     }
                     // A long spin looks again too, in case both ends now share one CPU.
-                    let peer_cpus = header(&self.region).endpoints[1 - self.side].cpus.load(Ordering::Relaxed);
-                    spin.set_one_cpu(self.refresh_cpus(peer_cpus));
+                    if !self.machine_has_one {
+                        let peer_cpus = header(&self.region).endpoints[1 - self.side].cpus.load(Ordering::Relaxed);
+                        spin.set_one_cpu(self.refresh_cpus(peer_cpus));
+                    }
                 }
                 SpinStep::Sleep => break,
             }
@@ -635,7 +637,9 @@ impl ShmTransport {
         }
         if self.watch.is_none() {
             let registered = self.peer.gone_fd().and_then(|fd| Watch::register(fd, self.my_bell, &self.region));
-            self.watch = Some(registered);
+            if registered.is_some() || !Watch::worth_retrying() {
+                self.watch = Some(registered);
+            }
         }
         matches!(&self.watch, Some(Some(w)) if w.usable() && !w.peer_gone())
     }

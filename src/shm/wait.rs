@@ -168,7 +168,8 @@ impl Sleep {
     pub(crate) fn sleep(self, timeout: Option<Duration>) -> std::io::Result<bool> {
         let word = &self.bell.line().seq;
         futex_wait(word, self.seq, timeout)?;
-        Ok(word.load(Ordering::Relaxed) != self.seq)
+        // Acquire: whoever rang published what it did before (the watcher's verdict).
+        Ok(word.load(Ordering::Acquire) != self.seq)
     }
 }
 

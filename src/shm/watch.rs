@@ -17,8 +17,8 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use nix::errno::Errno;
@@ -40,7 +40,9 @@ impl Watch {
     /// `bell` then. `region` keeps the bell's mapping alive while the watcher may ring it.
     /// `None` if the watcher cannot run in this process.
     pub(crate) fn register(peer_fd: &OwnedFd, bell: Bell, region: &Arc<Region>) -> Option<Watch> {
-        if FORKED.load(Ordering::Relaxed) {
+        // The fork handler goes in before the state is ever locked: a fork while another
+        // thread holds the lock then always marks the child, which never takes it.
+        if FORKED.load(Ordering::Relaxed) || !fork_handler_installed() {
             return None;
         }
         let fd = peer_fd.try_clone().ok()?;
@@ -66,6 +68,12 @@ impl Watch {
         Some(Watch { id, gone })
     }
 
+    /// Whether a failed [`register`](Watch::register) may succeed if tried again: another
+    /// thread was installing the fork handler at that moment.
+    pub(crate) fn worth_retrying() -> bool {
+        HANDLER.load(Ordering::Acquire) == INSTALLING && !FORKED.load(Ordering::Relaxed)
+    }
+
     /// Whether the watcher still watches for this peer: it runs, in this process.
     pub(crate) fn usable(&self) -> bool {
         !FORKED.load(Ordering::Relaxed) && !FAILED.load(Ordering::Relaxed)
@@ -81,7 +89,16 @@ impl Watch {
 impl Drop for Watch {
     fn drop(&mut self) {
         if FORKED.load(Ordering::Relaxed) {
-            // The state is the parent's copy: its eventfd and epoll set are the parent's too.
+            // The state is the parent's copy, and so are its eventfd and epoll set: leave
+            // them alone. But close our duplicate of the peer's descriptor, or a peer socket
+            // kept open here would hide the peer's death from the other side. (Never block:
+            // a lock held by another thread at the fork stays held in this copy.)
+            if let Ok(state) = STATE.try_lock()
+                && let Some(running) = &state.running
+                && let Ok(mut watched) = running.shared.watched.try_lock()
+            {
+                watched.remove(&self.id);
+            }
             return;
         }
         let mut state = lock(&STATE);
@@ -128,18 +145,6 @@ struct Running {
 
 impl Running {
     fn start() -> Option<Running> {
-        static AT_FORK: Once = Once::new();
-        AT_FORK.call_once(|| {
-            // SAFETY: registers a handler that only stores to an atomic, which is
-            // async-signal-safe, as a handler run in the child of a fork must be. If it
-            // cannot be registered, `FAILED` keeps every sleep timed.
-            if unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) } != 0 {
-                FAILED.store(true, Ordering::Relaxed);
-            }
-        });
-        if FAILED.load(Ordering::Relaxed) {
-            return None;
-        }
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).ok()?;
         let stop = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).ok()?;
         epoll.add(stop.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, STOP)).ok()?;
@@ -173,6 +178,29 @@ extern "C" fn after_fork_in_child() {
     FORKED.store(true, Ordering::Relaxed);
 }
 
+/// Where the installation of the fork handler stands.
+static HANDLER: AtomicU8 = AtomicU8::new(NOT);
+const NOT: u8 = 0;
+const INSTALLING: u8 = 1;
+const IN: u8 = 2;
+const FAILED_TO: u8 = 3;
+
+/// Installs [`after_fork_in_child`] once; whether it is in. Never blocks: a thread that finds
+/// another installing it gets `false` (its endpoint sleeps timed this time and asks again at
+/// its next sleep), and so does the child of a fork made meanwhile, for good.
+fn fork_handler_installed() -> bool {
+    match HANDLER.compare_exchange(NOT, INSTALLING, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            // SAFETY: registers a handler that only stores to an atomic, which is
+            // async-signal-safe, as a handler run in the child of a fork must be.
+            let ok = unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) } == 0;
+            HANDLER.store(if ok { IN } else { FAILED_TO }, Ordering::Release);
+            ok
+        }
+        Err(state) => state == IN,
+    }
+}
+
 /// A lock that a panic elsewhere does not poison for good (the maps stay consistent: every
 /// change is one insert or remove).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -182,6 +210,20 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The watcher thread: rings the bell of every endpoint whose peer's descriptor polls readable,
 /// until told to stop.
 fn run(shared: &Shared) {
+    /// If the loop below ever panicked, sleepers must not wait for it: back to timed waits,
+    /// and every registered sleeper rung once.
+    struct Unwinding<'a>(&'a Shared);
+    impl Drop for Unwinding<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                FAILED.store(true, Ordering::Relaxed);
+                if let Ok(watched) = self.0.watched.try_lock() {
+                    watched.values().for_each(|w| w.bell.wake());
+                }
+            }
+        }
+    }
+    let _unwinding = Unwinding(shared);
     let mut events = [EpollEvent::empty(); 16];
     loop {
         let n = match shared.epoll.wait(&mut events, EpollTimeout::NONE) {
