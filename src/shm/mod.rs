@@ -117,8 +117,8 @@ pub struct ShmTransport {
     /// For the halves of a split endpoint: how many are alive (the last one to go marks the
     /// endpoint closed).
     halves: Option<Arc<AtomicUsize>>,
-    /// The watcher's registration for this endpoint's peer: `None` until the first sleep with
-    /// no deadline, then `Some(None)` if there is no watcher (see `watch.rs`). Dropped before
+    /// The watcher's registration for this endpoint's peer: `None` until the first sleep,
+    /// then `Some(None)` if the peer cannot be watched (see `watch.rs`). Dropped before
     /// `region`.
     watch: Option<Option<Watch>>,
     /// Last field: dropped after everything that points into it (shared by split halves).
