@@ -56,6 +56,8 @@ pub(crate) struct FdStream {
     /// An accepted message waits to be written: the readiness descriptor also watches for
     /// room to write.
     write_interest: AtomicBool,
+    /// A pipe's read end: the framing layer paces its reads (see `frame/pacing.rs`).
+    paced: bool,
 }
 
 impl FdStream {
@@ -70,6 +72,7 @@ impl FdStream {
             cmsg: None,
             ready: OnceLock::new(),
             write_interest: AtomicBool::new(false),
+            paced: false,
         })
     }
 
@@ -95,6 +98,7 @@ impl FdStream {
             cmsg: None,
             ready: OnceLock::new(),
             write_interest: AtomicBool::new(false),
+            paced: true,
         })
     }
 
@@ -116,7 +120,7 @@ impl FdStream {
         // A Unix socket's writer may send descriptors (`try_write_fds` asks for `cmsg`); it
         // never reads, so it needs no receive buffer.
         let cmsg = self.cmsg.as_ref().map(|_| Vec::new());
-        Ok(FdStream { read, write, cmsg, ready: OnceLock::new(), write_interest: AtomicBool::new(false) })
+        Ok(FdStream { read, write, cmsg, ready: OnceLock::new(), write_interest: AtomicBool::new(false), paced: false })
     }
 
     pub(crate) fn read_fd(&self) -> BorrowedFd<'_> {
@@ -168,6 +172,19 @@ impl Stream for FdStream {
         {
             r.watch_write(self.read.as_fd(), self.write_fd(), on);
         }
+    }
+
+    fn paced(&self) -> bool {
+        self.paced
+    }
+
+    #[allow(unsafe_code)] // FIONREAD has no safe wrapper
+    fn unread(&self) -> Option<usize> {
+        let mut waiting: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one c_int through the pointer, which points at a live local;
+        // the descriptor is owned by `self` and open.
+        let r = unsafe { libc::ioctl(self.read.as_raw_fd(), libc::FIONREAD, &mut waiting) };
+        (r == 0).then_some(waiting.max(0) as usize)
     }
 
     #[allow(unsafe_code)] // adopting the descriptors the kernel just installed

@@ -6,7 +6,10 @@
 //! buffer. The sender makes one write per message: a frame of up to 512 bytes is copied
 //! into one buffer and written plainly (`write`/`send`), a larger one is a gather write of
 //! prefix and body (`writev`/`sendmsg`), with no copy; the receiver reads into a 64 KiB
-//! buffer and serves every frame in it before reading again. Frames too big for that buffer
+//! buffer and serves every frame in it before reading again. A pipe's receiver paces its
+//! reads instead (`pacing.rs`): the rest of its frame and the next prefix, or a backlog but
+//! for a few frames, so that it never empties a pipe that still has frames coming (a write
+//! into an empty pipe costs the writer). Frames too big for that buffer
 //! are read straight into a body buffer that is handed to the caller by swapping `Vec`s, so
 //! no message is copied twice and warm buffers are never reallocated.
 //!
@@ -23,6 +26,7 @@ use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use crate::error::{Error, Result, try_resize};
+use pacing::Pacing;
 
 /// What [`Stream::wait`] found ready.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,6 +80,14 @@ pub(crate) trait Stream {
     fn ready_fd(&self, buffered: bool) -> io::Result<BorrowedFd<'_>> {
         let _ = buffered;
         Err(io::ErrorKind::Unsupported.into())
+    }
+    /// Whether reads should be paced (a pipe: see [`pacing`]).
+    fn paced(&self) -> bool {
+        false
+    }
+    /// How many bytes wait unread in the kernel, for a paced stream (`None` if unknown).
+    fn unread(&self) -> Option<usize> {
+        None
     }
 }
 
@@ -140,6 +152,16 @@ pub(crate) struct Framed<S> {
     queued_fds: usize,
     /// Where one read puts the descriptors that came with it.
     incoming: Vec<OwnedFd>,
+    /// How much a read may take, for a paced stream (a pipe).
+    pacing: Option<Pacing>,
+}
+
+/// Where [`Framed::read_some`] reads: a large frame's body between two offsets, or the
+/// buffer's tail, at most so many bytes.
+#[derive(Debug, Clone, Copy)]
+enum Read {
+    Body(usize, usize),
+    Buffer(usize),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -153,6 +175,7 @@ struct Large {
 impl<S: Stream> Framed<S> {
     pub(crate) fn new(io: S, max: usize) -> Self {
         Framed {
+            pacing: io.paced().then(|| Pacing::new(READ_BUF)),
             io,
             max,
             rbuf: vec![0; READ_BUF],
@@ -459,6 +482,7 @@ impl<S: Stream> Framed<S> {
                 self.large = Some(Large { len, filled, at });
                 if filled == len {
                     self.large = None;
+                    self.paced_delivery(len);
                     self.deliver_fds(at, PREFIX_LEN + len, fds.as_deref_mut());
                     mem::swap(buf, &mut self.body);
                     buf.truncate(len);
@@ -469,7 +493,7 @@ impl<S: Stream> Framed<S> {
                     Ok(end) => end,
                     Err(e) => return Err(self.fail(e)),
                 };
-                let n = self.read_some(deadline, Some((filled, end)))?;
+                let n = self.read_some(deadline, Read::Body(filled, end))?;
                 if n == 0 {
                     return Err(
                         self.fail(Error::Truncated { expected: PREFIX_LEN + len, received: PREFIX_LEN + filled })
@@ -483,6 +507,7 @@ impl<S: Stream> Framed<S> {
 
             let avail = self.end - self.start;
             let mut need = PREFIX_LEN;
+            let mut known = None;
             if avail >= PREFIX_LEN {
                 let mut prefix = [0; PREFIX_LEN];
                 prefix.copy_from_slice(&self.rbuf[self.start..self.start + PREFIX_LEN]);
@@ -492,6 +517,7 @@ impl<S: Stream> Framed<S> {
                 }
                 let at = self.rpos - avail as u64;
                 if avail >= PREFIX_LEN + len {
+                    self.paced_delivery(len);
                     self.deliver_fds(at, PREFIX_LEN + len, fds.as_deref_mut());
                     let body = self.start + PREFIX_LEN;
                     buf.clear();
@@ -507,11 +533,13 @@ impl<S: Stream> Framed<S> {
                     continue;
                 }
                 need = PREFIX_LEN + len;
+                known = Some(len);
             }
             if self.start + need > self.rbuf.len() {
                 self.compact();
             }
-            if self.read_some(deadline, None)? == 0 {
+            let limit = self.read_limit(avail, known);
+            if self.read_some(deadline, Read::Buffer(limit))? == 0 {
                 return Err(if avail == 0 {
                     // A clean end: every later `recv` says so again, but sends go on while the
                     // peer still reads (it may have shut down, or dropped, only its sending half).
@@ -523,8 +551,33 @@ impl<S: Stream> Framed<S> {
         }
     }
 
-    /// One read into the large body (`Some((from, to))`) or the buffer tail; 0 at EOF.
-    fn read_some(&mut self, deadline: Option<Instant>, large: Option<(usize, usize)>) -> Result<usize> {
+    /// How many bytes the next read into the buffer may take: all the room, or for a paced
+    /// stream what [`Pacing::limit`] allows. `buffered` bytes of the next frame are in the
+    /// buffer, and `len` is its length if its prefix is among them.
+    ///
+    /// A paced read moves the unconsumed bytes (part of one frame) to the buffer's start when
+    /// the read would not fit after them: the buffer is never drained, so its tail would
+    /// otherwise shrink read by read.
+    fn read_limit(&mut self, buffered: usize, len: Option<usize>) -> usize {
+        let Some(pacing) = &mut self.pacing else {
+            return self.rbuf.len() - self.end;
+        };
+        let io = &self.io;
+        let limit = pacing.limit(buffered, len, self.rbuf.len() - (self.end - self.start), || io.unread());
+        if self.end + limit > self.rbuf.len() {
+            self.compact();
+        }
+        limit
+    }
+
+    fn paced_delivery(&mut self, len: usize) {
+        if let Some(pacing) = &mut self.pacing {
+            pacing.delivered(len);
+        }
+    }
+
+    /// One read into the large body or the buffer's tail; 0 at EOF.
+    fn read_some(&mut self, deadline: Option<Instant>, into: Read) -> Result<usize> {
         loop {
             if self.read_eof {
                 return Ok(0);
@@ -534,16 +587,19 @@ impl<S: Stream> Framed<S> {
             {
                 return Err(Error::Timeout);
             }
-            let result = match large {
-                Some((from, to)) => self.io.read_fds(&mut self.body[from..to], &mut self.incoming),
-                None => self.io.read_fds(&mut self.rbuf[self.end..], &mut self.incoming),
+            let result = match into {
+                Read::Body(from, to) => self.io.read_fds(&mut self.body[from..to], &mut self.incoming),
+                Read::Buffer(limit) => {
+                    let to = self.end + limit.min(self.rbuf.len() - self.end);
+                    self.io.read_fds(&mut self.rbuf[self.end..to], &mut self.incoming)
+                }
             };
             if let Err(e) = self.account(result.as_ref().map_or(0, |&n| n)) {
                 return Err(self.fail(e));
             }
             match result {
                 Ok(n) => {
-                    if large.is_none() {
+                    if let Read::Buffer(_) = into {
                         self.end += n;
                     }
                     if n == 0 {
@@ -681,5 +737,6 @@ pub(crate) use impl_transport;
 
 mod bounded;
 mod fds;
+mod pacing;
 #[cfg(test)]
 mod tests;

@@ -13,11 +13,26 @@ struct Mem {
     open: bool,
     output: Vec<u8>,
     wchunk: usize,
+    /// Reads are paced, like a pipe's, with `input`'s length as the kernel's backlog.
+    paced: bool,
+    reads: usize,
 }
 
 impl Mem {
     fn new(input: &[u8], chunk: usize) -> Self {
-        Mem { input: input.iter().copied().collect(), chunk, open: false, output: Vec::new(), wchunk: usize::MAX }
+        Mem {
+            input: input.iter().copied().collect(),
+            chunk,
+            open: false,
+            output: Vec::new(),
+            wchunk: usize::MAX,
+            paced: false,
+            reads: 0,
+        }
+    }
+
+    fn paced(input: &[u8], chunk: usize) -> Self {
+        Mem { paced: true, ..Mem::new(input, chunk) }
     }
 }
 
@@ -26,6 +41,7 @@ impl Stream for Mem {
         if self.input.is_empty() && self.open {
             return Err(io::ErrorKind::WouldBlock.into());
         }
+        self.reads += 1;
         let n = buf.len().min(self.chunk).min(self.input.len());
         for b in &mut buf[..n] {
             *b = self.input.pop_front().unwrap();
@@ -44,6 +60,12 @@ impl Stream for Mem {
     fn wait(&mut self, read: bool, write: bool, _: Option<Instant>) -> io::Result<Ready> {
         Ok(Ready { readable: read && (!self.input.is_empty() || !self.open), writable: write })
     }
+    fn paced(&self) -> bool {
+        self.paced
+    }
+    fn unread(&self) -> Option<usize> {
+        Some(self.input.len())
+    }
 }
 
 fn encode(msgs: &[&[u8]]) -> Vec<u8> {
@@ -59,8 +81,9 @@ fn encode(msgs: &[&[u8]]) -> Vec<u8> {
 fn decodes_one_byte_at_a_time() {
     let big = vec![7u8; 3 * READ_BUF + 5];
     let msgs: [&[u8]; 4] = [b"", b"a", b"hello world", &big];
-    for chunk in [1, 3, 4, 5, 4096, usize::MAX] {
-        let mut f = Framed::new(Mem::new(&encode(&msgs), chunk), 1 << 20);
+    for (chunk, paced) in [1, 3, 4, 5, 4096, usize::MAX].into_iter().flat_map(|c| [(c, false), (c, true)]) {
+        let mem = if paced { Mem::paced(&encode(&msgs), chunk) } else { Mem::new(&encode(&msgs), chunk) };
+        let mut f = Framed::new(mem, 1 << 20);
         let mut buf = Vec::new();
         for m in msgs {
             assert_eq!(f.recv(&mut buf, None, None).unwrap(), m.len());
@@ -176,13 +199,36 @@ fn random_streams_decode_to_the_same_messages() {
             .collect();
         let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
         let chunk = 1 + (next() % 70_000) as usize;
-        let mut f = Framed::new(Mem::new(&encode(&refs), chunk), 1 << 20);
+        let mem = if next() % 2 == 0 { Mem::paced(&encode(&refs), chunk) } else { Mem::new(&encode(&refs), chunk) };
+        let mut f = Framed::new(mem, 1 << 20);
         let mut buf = Vec::new();
         for m in &msgs {
             f.recv(&mut buf, None, None).unwrap();
             assert_eq!(&buf, m);
         }
     }
+}
+
+#[test]
+fn a_paced_reader_leaves_a_backlog_in_the_stream_and_takes_it_in_few_reads() {
+    // 2000 frames of 64 bytes wait (136 KB, more than the 64 KiB buffer): the reader must
+    // never empty the stream before the last frame (a pipe's writer would pay for every
+    // frame it sends into an empty pipe), yet take the backlog many frames per read.
+    let frames = 2000;
+    let msgs: Vec<Vec<u8>> = (0..frames).map(|i| vec![i as u8; 64]).collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+    let mut f = Framed::new(Mem::paced(&encode(&refs), usize::MAX), 1 << 20);
+    let mut buf = Vec::new();
+    for (i, m) in msgs.iter().enumerate() {
+        f.recv(&mut buf, None, None).unwrap();
+        assert_eq!(&buf, m);
+        if i + 1 < frames {
+            assert!(!f.io.input.is_empty(), "the stream was emptied with {} frames to come", frames - i - 1);
+        }
+    }
+    // One read per frame would be 2000; the backlog reads leave 4 KiB (60 frames) behind, and
+    // those go one per read.
+    assert!(f.io.reads < 200, "{} reads for {frames} frames", f.io.reads);
 }
 
 #[test]
