@@ -3,7 +3,7 @@
 //! Wire format: each message is a `u32` little-endian length, then that many bytes (see the
 //! README). A stream's `send` and `recv` may move fewer bytes than asked (the socket HOWTO's
 //! lesson), so the writer loops over partial writes and the reader reassembles frames from a
-//! buffer. The sender makes one write per message: a frame of up to 512 bytes is copied
+//! buffer. The sender makes one write per message: a frame of up to 4 KiB is copied
 //! into one buffer and written plainly (`write`/`send`), a larger one is a gather write of
 //! prefix and body (`writev`/`sendmsg`), with no copy; the receiver reads into a 64 KiB
 //! buffer and serves every frame in it before reading again. A pipe's receiver paces its
@@ -97,7 +97,12 @@ pub(crate) const BATCH_PER_WRITE: usize = 512;
 
 /// Frames up to this size (prefix included) are copied into one buffer and written with one
 /// plain slice rather than a two-slice gather write.
-const SMALL_FRAME: usize = 512;
+///
+/// Up to a page, the copy costs less than the kernel's import of a two-entry iovec, and a
+/// pipe's writer that is slower than its reader lets the reader catch up and empty the pipe
+/// (see `pacing.rs`): with 512 here, 1 KiB pipe streams ran at 0.60-0.70x the raw pipe's
+/// rate, with 4 KiB at 0.86-0.93x (unix 0.91-0.97x against 1.09-1.16x), in interleaved runs.
+const SMALL_FRAME: usize = 4096;
 
 /// Bytes in the length prefix.
 pub(crate) const PREFIX_LEN: usize = 4;
