@@ -3,15 +3,15 @@
 //! Wire format: each message is a `u32` little-endian length, then that many bytes (see the
 //! README). A stream's `send` and `recv` may move fewer bytes than asked (the socket HOWTO's
 //! lesson), so the writer loops over partial writes and the reader reassembles frames from a
-//! buffer. The sender makes one write per message: a frame of up to 4 KiB is copied
-//! into one buffer and written plainly (`write`/`send`), a larger one is a gather write of
-//! prefix and body (`writev`/`sendmsg`), with no copy; the receiver reads into a 64 KiB
-//! buffer and serves every frame in it before reading again. A pipe's receiver paces its
-//! reads instead (`pacing.rs`): the rest of its frame and the next prefix, or a backlog but
-//! for a few frames, so that it never empties a pipe that still has frames coming (a write
-//! into an empty pipe costs the writer). Frames too big for that buffer
-//! are read straight into a body buffer that is handed to the caller by swapping `Vec`s, so
-//! no message is copied twice and warm buffers are never reallocated.
+//! buffer. The sender makes one write per message: a frame of up to 4 KiB is copied into
+//! one buffer and written plainly (`write`/`send`), a larger one is a gather write of prefix
+//! and body (`writev`/`sendmsg`), with no copy; the receiver reads into a 64 KiB buffer and
+//! serves every frame in it before reading again. A pipe's receiver paces its reads instead
+//! (`pacing.rs`): the rest of its frame and the next prefix, or a backlog but for a few
+//! frames, so that it never empties a pipe that still has frames coming (a write into an
+//! empty pipe costs the writer). Frames too big for that buffer are read straight into a
+//! body buffer that is handed to the caller by swapping `Vec`s, so no message is copied
+//! twice and warm buffers are never reallocated.
 //!
 //! Memory follows the bytes that arrived, never the length a peer announces: the body buffer
 //! starts at 64 KiB and doubles only as it fills, up to the announced length, so a peer that
