@@ -17,10 +17,12 @@ pub fn shm_mapping(transport: &ShmTransport) -> (usize, usize) {
     transport.mapping()
 }
 
-/// A stream over a byte slice that returns at most `chunk` bytes per read, then end of stream.
+/// A stream over a byte slice that returns at most `chunk` bytes per read, then end of stream;
+/// `paced` as a pipe's (with the rest of the slice as the kernel's backlog).
 struct SliceStream {
     input: VecDeque<u8>,
     chunk: usize,
+    paced: bool,
 }
 
 impl Stream for SliceStream {
@@ -37,20 +39,39 @@ impl Stream for SliceStream {
     fn wait(&mut self, read: bool, write: bool, _: Option<Instant>) -> io::Result<Ready> {
         Ok(Ready { readable: read, writable: write })
     }
+    fn paced(&self) -> bool {
+        self.paced
+    }
+    fn unread(&self) -> Option<usize> {
+        Some(self.input.len())
+    }
 }
 
-/// Decodes frames (maximum 4096 bytes) from `data[1..]`, read `data[0] + 1` bytes at a time.
+/// Decodes frames (maximum 4096 bytes) from `data[1..]`, read `data[0] + 1` bytes at a time,
+/// once taking all it can per read and once paced as a pipe's reader: both must deliver the
+/// same messages and end with the same error.
 pub fn frames(data: &[u8]) {
     const MAX: usize = 4096;
     let Some((&chunk, rest)) = data.split_first() else { return };
-    let mut framed = Framed::new(SliceStream { input: rest.iter().copied().collect(), chunk: chunk as usize + 1 }, MAX);
-    let mut buf = Vec::new();
-    let mut consumed = 0;
-    while let Ok(n) = framed.recv(&mut buf, None, None) {
-        assert!(n <= MAX && buf.len() == n, "a frame above the maximum was accepted");
-        consumed += 4 + n;
-        assert!(consumed <= rest.len(), "more bytes decoded than were given");
-    }
+    let decode = |paced: bool| {
+        let input = rest.iter().copied().collect();
+        let mut framed = Framed::new(SliceStream { input, chunk: chunk as usize + 1, paced }, MAX);
+        let mut buf = Vec::new();
+        let mut consumed = 0;
+        let mut messages = Vec::new();
+        loop {
+            match framed.recv(&mut buf, None, None) {
+                Ok(n) => {
+                    assert!(n <= MAX && buf.len() == n, "a frame above the maximum was accepted");
+                    consumed += 4 + n;
+                    assert!(consumed <= rest.len(), "more bytes decoded than were given");
+                    messages.push(buf.clone());
+                }
+                Err(e) => return (messages, e.to_string()),
+            }
+        }
+    };
+    assert_eq!(decode(false), decode(true), "paced and unpaced reads decoded differently");
 }
 
 /// Parses `data` as a handshake hello and as a reply; a hello that parses re-encodes to

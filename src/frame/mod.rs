@@ -629,14 +629,18 @@ impl<S: Stream> Framed<S> {
         self.start = 0;
     }
 
+    /// After a delivery: an empty buffer starts again at its beginning, and a buffer that
+    /// `absorb` grew shrinks back to `READ_BUF` as soon as what it holds fits there (a paced
+    /// buffer is seldom empty: it keeps the next frame's prefix).
     fn reset_if_drained(&mut self) {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
-            if self.rbuf.len() > READ_BUF {
-                self.rbuf.truncate(READ_BUF);
-                self.rbuf.shrink_to_fit();
-            }
+        }
+        if self.rbuf.len() > READ_BUF && self.end - self.start <= READ_BUF {
+            self.compact();
+            self.rbuf.truncate(READ_BUF);
+            self.rbuf.shrink_to_fit();
         }
     }
 

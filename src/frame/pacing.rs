@@ -52,9 +52,10 @@ impl Pacing {
         Pacing { recent: first, reads: 0, backlog: false }
     }
 
-    /// How many bytes the next read may take, at least one and at most `room`: `buffered`
-    /// bytes of the next frame are in the buffer already, and `len` is its body's length if
-    /// its prefix is among them. `unread` asks the kernel how many bytes wait (`None` if it
+    /// How many bytes the next read may take, at least one and at most `room` (which must be
+    /// at least one: an empty read would look like the end of the stream): `buffered` bytes
+    /// of the next frame are in the buffer already, and `len` is its body's length if its
+    /// prefix is among them. `unread` asks the kernel how many bytes wait (`None` if it
     /// cannot tell).
     pub(crate) fn limit(
         &mut self,
@@ -63,6 +64,7 @@ impl Pacing {
         room: usize,
         unread: impl FnOnce() -> Option<usize>,
     ) -> usize {
+        debug_assert!(room > 0, "a paced read needs room for one byte");
         let frame = len.unwrap_or(self.recent).saturating_add(PREFIX_LEN);
         // The rest of this frame and the next one's prefix.
         let want = frame.saturating_add(PREFIX_LEN).saturating_sub(buffered).max(1);

@@ -16,6 +16,8 @@ struct Mem {
     /// Reads are paced, like a pipe's, with `input`'s length as the kernel's backlog.
     paced: bool,
     reads: usize,
+    /// Writes that find no room (`WouldBlock`) before writes go through.
+    wblock: usize,
 }
 
 impl Mem {
@@ -28,6 +30,7 @@ impl Mem {
             wchunk: usize::MAX,
             paced: false,
             reads: 0,
+            wblock: 0,
         }
     }
 
@@ -49,6 +52,10 @@ impl Stream for Mem {
         Ok(n)
     }
     fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if self.wblock > 0 {
+            self.wblock -= 1;
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         let mut n = 0;
         for b in bufs {
             let take = b.len().min(self.wchunk - n);
@@ -229,6 +236,30 @@ fn a_paced_reader_leaves_a_backlog_in_the_stream_and_takes_it_in_few_reads() {
     // One read per frame would be 2000; the backlog reads leave 4 KiB (60 frames) behind, and
     // those go one per read.
     assert!(f.io.reads < 200, "{} reads for {frames} frames", f.io.reads);
+}
+
+#[test]
+fn a_buffer_grown_while_a_send_waited_shrinks_back_though_a_paced_reader_never_drains_it() {
+    // A send that waits for room reads what comes meanwhile, growing the buffer past 64 KiB;
+    // the buffer must shrink back once what it holds fits, even while the paced reader keeps
+    // the next frame's prefix in it.
+    let frames = 8000; // 544 KB of 64-byte frames
+    let msgs: Vec<Vec<u8>> = (0..frames).map(|i| vec![i as u8; 64]).collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+    let mut f = Framed::new(Mem { wblock: 4, ..Mem::paced(&encode(&refs), usize::MAX) }, 1 << 20);
+    f.send(b"out").unwrap();
+    assert!(f.rbuf.len() > 2 * READ_BUF, "the waiting send grew the buffer to {} bytes only", f.rbuf.len());
+    let mut buf = Vec::new();
+    for m in &msgs[..frames - 100] {
+        f.recv(&mut buf, None, None).unwrap();
+        assert_eq!(&buf, m);
+    }
+    assert!(!f.io.input.is_empty() && f.start < f.end, "the test must end with frames still to come");
+    assert_eq!(f.rbuf.len(), READ_BUF, "the buffer stayed grown");
+    for m in &msgs[frames - 100..] {
+        f.recv(&mut buf, None, None).unwrap();
+        assert_eq!(&buf, m);
+    }
 }
 
 #[test]
