@@ -543,7 +543,7 @@ impl<S: Stream> Framed<S> {
             if self.start + need > self.rbuf.len() {
                 self.compact();
             }
-            let limit = self.read_limit(avail, known);
+            let limit = self.read_limit(avail, known, deadline.is_none());
             if self.read_some(deadline, Read::Buffer(limit))? == 0 {
                 return Err(if avail == 0 {
                     // A clean end: every later `recv` says so again, but sends go on while the
@@ -557,14 +557,19 @@ impl<S: Stream> Framed<S> {
     }
 
     /// How many bytes the next read into the buffer may take: all the room, or for a paced
-    /// stream what [`Pacing::limit`] allows. `buffered` bytes of the next frame are in the
-    /// buffer, and `len` is its length if its prefix is among them.
+    /// stream read `blocking` (with no deadline) what [`Pacing::limit`] allows. `buffered`
+    /// bytes of the next frame are in the buffer, and `len` is its length if its prefix is
+    /// among them.
+    ///
+    /// A read with a deadline (`recv_timeout`, and the async endpoints' zero-timeout tries)
+    /// is not paced: it costs a `ppoll` as well, and one frame per read would double its
+    /// syscalls per frame.
     ///
     /// A paced read moves the unconsumed bytes (part of one frame) to the buffer's start when
     /// the read would not fit after them: the buffer is never drained, so its tail would
     /// otherwise shrink read by read.
-    fn read_limit(&mut self, buffered: usize, len: Option<usize>) -> usize {
-        let Some(pacing) = &mut self.pacing else {
+    fn read_limit(&mut self, buffered: usize, len: Option<usize>, blocking: bool) -> usize {
+        let Some(pacing) = self.pacing.as_mut().filter(|_| blocking) else {
             return self.rbuf.len() - self.end;
         };
         let io = &self.io;

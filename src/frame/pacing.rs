@@ -17,7 +17,8 @@
 //! [`CHECK_EVERY`] reads it asks the kernel how much waits (`FIONREAD`); while that is a
 //! backlog of many frames it reads all but [`KEEP_FRAMES`] frames of it (looking again before
 //! every read), so that a batching writer's frames still come a buffer-full per read and the
-//! pipe still never empties under either writer.
+//! pipe still never empties under either writer. Only reads with no deadline are paced: a read
+//! with one pays a `ppoll` first, and one frame per read would double its syscalls.
 
 use super::PREFIX_LEN;
 
