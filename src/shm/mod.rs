@@ -375,6 +375,7 @@ impl ShmTransport {
 
     fn release(&mut self, rec: &Record) {
         self.consumer.release(rec);
+        self.producer.received();
         self.ring_peer_space();
     }
 

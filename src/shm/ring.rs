@@ -85,12 +85,23 @@ impl Ring {
     }
 }
 
+/// How far into the buffer a replying producer goes before it looks whether the consumer
+/// has read everything, and if so starts again at offset 0 (see [`Producer::try_reserve`]).
+const HOT_SPAN: usize = 4096;
+
+/// The record sizes (header included) for which a reply starts again at offset 0.
+const HOT_RECORDS: std::ops::RangeInclusive<usize> = 272..=4096;
+
 /// The writing side of a ring.
 #[derive(Debug)]
 pub(crate) struct Producer {
     ring: Ring,
     tail: u64,
     head_cache: u64,
+    /// The position from which the next look for an empty ring is due.
+    hot_check: u64,
+    /// This endpoint received a message since its last send: the next one is a reply.
+    replying: bool,
 }
 
 /// Room for one record, obtained by [`Producer::try_reserve`] and published by
@@ -119,7 +130,7 @@ impl Producer {
             return Err(Error::CorruptSegment("the ring's tail is not record-aligned"));
         }
         // The head may be anywhere; the first reservation that needs it checks it.
-        Ok(Producer { ring, tail, head_cache: tail.wrapping_sub(capacity as u64) })
+        Ok(Producer { ring, tail, head_cache: tail.wrapping_sub(capacity as u64), hot_check: tail, replying: false })
     }
 
     /// A copy sharing the ring, for the half of a split endpoint that never produces.
@@ -128,7 +139,13 @@ impl Producer {
     /// From now on only one of `self` and the copy may be used.
     pub(crate) unsafe fn alias(&self) -> Self {
         let Ring { ctl, data, capacity } = self.ring;
-        Producer { ring: Ring { ctl, data, capacity }, tail: self.tail, head_cache: self.head_cache }
+        Producer {
+            ring: Ring { ctl, data, capacity },
+            tail: self.tail,
+            head_cache: self.head_cache,
+            hot_check: self.hot_check,
+            replying: false,
+        }
     }
 
     /// Whether the consumer has read everything published, going by its head as last
@@ -143,28 +160,34 @@ impl Producer {
         self.ring.capacity / 4 - RECORD_HEADER
     }
 
+    /// Notes that the endpoint received a message: its next send is a reply.
+    #[inline]
+    pub(crate) fn received(&mut self) {
+        self.replying = true;
+    }
+
     /// Finds room for a record of `len <= max_record()` payload bytes, or `None` if the ring
     /// is too full now.
     ///
+    /// A reply (see [`hot_restart`](Producer::hot_restart)) may start again at offset 0.
+    ///
     /// # Errors
     /// [`Error::CorruptSegment`] if the consumer's published head is impossible.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_reserve(&mut self, len: usize) -> Result<Option<Reservation>> {
         assert!(len <= self.max_record(), "record of {len} bytes is above the ring's record limit");
         let capacity = self.ring.capacity;
         let size = record_size(len);
         let offset = (self.tail & self.ring.mask()) as usize;
         let to_end = capacity - offset;
-        let pad = if size <= to_end { 0 } else { to_end };
+        let mut pad = if size <= to_end { 0 } else { to_end };
+        if HOT_RECORDS.contains(&size) && self.replying && offset >= HOT_SPAN && pad == 0 && self.hot_restart()? {
+            pad = to_end;
+        }
         let need = (pad + size) as u64;
         if capacity as u64 - self.tail.wrapping_sub(self.head_cache) < need {
-            let head = self.ring.ctl().consumer.pos.load(Ordering::Acquire);
-            let used = self.tail.wrapping_sub(head);
-            if used > capacity as u64 {
-                return Err(Error::CorruptSegment("the consumer's head is outside the ring"));
-            }
-            self.head_cache = head;
-            if capacity as u64 - used < need {
+            let head = self.load_head()?;
+            if capacity as u64 - self.tail.wrapping_sub(head) < need {
                 return Ok(None);
             }
         }
@@ -172,6 +195,37 @@ impl Producer {
             self.write_header(offset, (pad - RECORD_HEADER) as u32, Tag::Pad, 0);
         }
         Ok(Some(Reservation { offset: if pad > 0 { 0 } else { offset }, len, pad }))
+    }
+
+    /// Whether a reply of 272 bytes to 4 KiB (header included), [`HOT_SPAN`] bytes or more
+    /// into the buffer, should start again at offset 0, behind a padding record to the buffer
+    /// end (which the consumer accepts like any other): it should when the consumer has read
+    /// everything. Request and response then reuse a few cache lines instead of walking the
+    /// whole 4 MiB buffer, whose lines are cold: spinning round trips on the 2-vCPU test
+    /// machine, three interleaved runs, 256 B 0.27-0.32 against 0.36 µs, 1 KiB 0.37-0.44
+    /// against 0.55-0.57, 2 KiB 0.57-0.61 against 0.75-0.80. Not for streams (a producer that
+    /// rewrote lines the consumer had just read slowed 1 KiB streams to a quarter), 64-byte
+    /// records (their round trips slowed from 0.26 to 0.29-0.30 µs) or large ones (64 KiB
+    /// round trips took 2.7x as long). Looks at the consumer's head at most once per
+    /// `HOT_SPAN` bytes.
+    #[inline(never)]
+    fn hot_restart(&mut self) -> Result<bool> {
+        if (self.tail.wrapping_sub(self.hot_check) as i64) < 0 {
+            return Ok(false);
+        }
+        self.hot_check = self.tail.wrapping_add(HOT_SPAN as u64);
+        Ok(self.load_head()? == self.tail)
+    }
+
+    /// The consumer's published head, checked, into `head_cache`.
+    #[inline(never)]
+    fn load_head(&mut self) -> Result<u64> {
+        let head = self.ring.ctl().consumer.pos.load(Ordering::Acquire);
+        if self.tail.wrapping_sub(head) > self.ring.capacity as u64 {
+            return Err(Error::CorruptSegment("the consumer's head is outside the ring"));
+        }
+        self.head_cache = head;
+        Ok(head)
     }
 
     /// The reserved payload bytes, to be filled in place before [`commit`](Producer::commit).
@@ -212,6 +266,7 @@ impl Producer {
     #[inline]
     pub(crate) fn commit(&mut self, res: Reservation, tag: Tag, total: u64) {
         self.write_header(res.offset, res.len as u32, tag, total);
+        self.replying = false;
         self.tail = self.tail.wrapping_add((res.pad + record_size(res.len)) as u64);
         self.ring.ctl().producer.pos.store(self.tail, Ordering::Release);
     }
@@ -537,6 +592,42 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_to_an_emptied_ring_starts_again_at_offset_0() {
+        let mut heap = HeapRing::new(1 << 16);
+        let (mut p, mut c) = heap.ends();
+        let size = record_size(1000);
+        for i in 0..500u32 {
+            let msg = vec![i as u8; 1000];
+            p.received();
+            assert!(put(&mut p, &msg));
+            let offset = (p.tail & p.ring.mask()) as usize;
+            assert!(offset <= HOT_SPAN + size, "step {i}: a reply walked on to offset {offset}");
+            assert_eq!(take(&mut c).unwrap(), msg, "step {i}");
+        }
+    }
+
+    #[test]
+    fn streams_small_records_and_an_unread_ring_walk_on() {
+        // (received before each put, record payload, read each before the next put, puts)
+        for (reply, len, read, puts) in [(false, 1000, true, 40), (true, 64, true, 200), (true, 1000, false, 40)] {
+            let mut heap = HeapRing::new(1 << 16);
+            let (mut p, mut c) = heap.ends();
+            let mut furthest = 0;
+            for i in 0..puts {
+                if reply {
+                    p.received();
+                }
+                assert!(put(&mut p, &vec![i as u8; len]));
+                furthest = furthest.max((p.tail & p.ring.mask()) as usize);
+                if read {
+                    assert_eq!(take(&mut c).unwrap(), vec![i as u8; len]);
+                }
+            }
+            assert!(furthest > 2 * HOT_SPAN, "reply {reply}, {len} bytes, read {read}: went back to 0");
+        }
+    }
+
+    #[test]
     fn matches_a_vecdeque_model() {
         let mut seed = 12345u64;
         let mut rnd = move |n: u64| {
@@ -548,6 +639,10 @@ mod tests {
             let (mut p, mut c) = heap.ends();
             let mut model: VecDeque<Vec<u8>> = VecDeque::new();
             for step in 0..20_000 {
+                if rnd(4) == 0 {
+                    // A reply may start again at offset 0 (an emptied ring only, so `fits` holds).
+                    p.received();
+                }
                 if rnd(2) == 0 {
                     let len = rnd((p.max_record() + 1) as u64) as usize;
                     let msg: Vec<u8> = (0..len).map(|_| rnd(256) as u8).collect();
