@@ -89,8 +89,9 @@ impl Ring {
 /// has read everything, and if so starts again at offset 0 (see [`Producer::try_reserve`]).
 const HOT_SPAN: usize = 4096;
 
-/// The record sizes (header included) for which a reply starts again at offset 0.
-const HOT_RECORDS: std::ops::RangeInclusive<usize> = 272..=4096;
+/// The largest record (header included) with which a reply starts again at offset 0: 8 KiB
+/// of payload.
+const HOT_RECORD_MAX: usize = 8192 + RECORD_HEADER;
 
 /// The writing side of a ring.
 #[derive(Debug)]
@@ -181,7 +182,7 @@ impl Producer {
         let offset = (self.tail & self.ring.mask()) as usize;
         let to_end = capacity - offset;
         let mut pad = if size <= to_end { 0 } else { to_end };
-        if HOT_RECORDS.contains(&size) && self.replying && offset >= HOT_SPAN && pad == 0 && self.hot_restart()? {
+        if size <= HOT_RECORD_MAX && self.replying && offset >= HOT_SPAN && pad == 0 && self.hot_restart()? {
             pad = to_end;
         }
         let need = (pad + size) as u64;
@@ -197,17 +198,16 @@ impl Producer {
         Ok(Some(Reservation { offset: if pad > 0 { 0 } else { offset }, len, pad }))
     }
 
-    /// Whether a reply of 272 bytes to 4 KiB (header included), [`HOT_SPAN`] bytes or more
-    /// into the buffer, should start again at offset 0, behind a padding record to the buffer
-    /// end (which the consumer accepts like any other): it should when the consumer has read
-    /// everything. Request and response then reuse a few cache lines instead of walking the
-    /// whole 4 MiB buffer, whose lines are cold: spinning round trips on the 2-vCPU test
-    /// machine, three interleaved runs, 256 B 0.27-0.32 against 0.36 µs, 1 KiB 0.37-0.44
-    /// against 0.55-0.57, 2 KiB 0.57-0.61 against 0.75-0.80. Not for streams (a producer that
-    /// rewrote lines the consumer had just read slowed 1 KiB streams to a quarter), 64-byte
-    /// records (their round trips slowed from 0.26 to 0.29-0.30 µs) or large ones (64 KiB
-    /// round trips took 2.7x as long). Looks at the consumer's head at most once per
-    /// `HOT_SPAN` bytes.
+    /// Whether a reply of up to 8 KiB, [`HOT_SPAN`] bytes or more into the buffer, should
+    /// start again at offset 0, behind a padding record to the buffer end (which the consumer
+    /// accepts like any other): it should when the consumer has read everything. Request and
+    /// response then reuse a few cache lines instead of walking the whole 4 MiB buffer, whose
+    /// lines are cold: spinning round trips on the 2-vCPU test machine, interleaved runs, 64 B
+    /// 0.20-0.22 against 0.25-0.27 µs, 1 KiB 0.35-0.39 against 0.55-0.57, 4 KiB 0.97-1.01
+    /// against 1.31-1.32, 8 KiB 1.62-1.71 against 1.90-1.93. Not for streams (a producer that
+    /// rewrote lines the consumer had just read slowed 1 KiB streams to a quarter) or larger
+    /// replies (16 KiB round trips took twice as long: 4.6 against 2.3 µs). Looks at the
+    /// consumer's head at most once per `HOT_SPAN` bytes.
     #[inline(never)]
     fn hot_restart(&mut self) -> Result<bool> {
         if (self.tail.wrapping_sub(self.hot_check) as i64) < 0 {
@@ -593,23 +593,25 @@ mod tests {
 
     #[test]
     fn a_reply_to_an_emptied_ring_starts_again_at_offset_0() {
-        let mut heap = HeapRing::new(1 << 16);
-        let (mut p, mut c) = heap.ends();
-        let size = record_size(1000);
-        for i in 0..500u32 {
-            let msg = vec![i as u8; 1000];
-            p.received();
-            assert!(put(&mut p, &msg));
-            let offset = (p.tail & p.ring.mask()) as usize;
-            assert!(offset <= HOT_SPAN + size, "step {i}: a reply walked on to offset {offset}");
-            assert_eq!(take(&mut c).unwrap(), msg, "step {i}");
+        for len in [0, 64, 1000, 8192] {
+            let mut heap = HeapRing::new(1 << 16);
+            let (mut p, mut c) = heap.ends();
+            let size = record_size(len);
+            for i in 0..500u32 {
+                let msg = vec![i as u8; len];
+                p.received();
+                assert!(put(&mut p, &msg));
+                let offset = (p.tail & p.ring.mask()) as usize;
+                assert!(offset <= HOT_SPAN + size, "{len} bytes, step {i}: a reply walked on to offset {offset}");
+                assert_eq!(take(&mut c).unwrap(), msg, "{len} bytes, step {i}");
+            }
         }
     }
 
     #[test]
-    fn streams_small_records_and_an_unread_ring_walk_on() {
+    fn streams_large_replies_and_an_unread_ring_walk_on() {
         // (received before each put, record payload, read each before the next put, puts)
-        for (reply, len, read, puts) in [(false, 1000, true, 40), (true, 64, true, 200), (true, 1000, false, 40)] {
+        for (reply, len, read, puts) in [(false, 1000, true, 40), (true, 8200, true, 20), (true, 1000, false, 40)] {
             let mut heap = HeapRing::new(1 << 16);
             let (mut p, mut c) = heap.ends();
             let mut furthest = 0;
@@ -623,7 +625,10 @@ mod tests {
                     assert_eq!(take(&mut c).unwrap(), vec![i as u8; len]);
                 }
             }
-            assert!(furthest > 2 * HOT_SPAN, "reply {reply}, {len} bytes, read {read}: went back to 0");
+            assert!(
+                furthest > (1 << 15),
+                "reply {reply}, {len} bytes, read {read}: went back to 0 (got to {furthest})"
+            );
         }
     }
 
