@@ -182,7 +182,12 @@ impl Producer {
         let offset = (self.tail & self.ring.mask()) as usize;
         let to_end = capacity - offset;
         let mut pad = if size <= to_end { 0 } else { to_end };
-        if size <= HOT_RECORD_MAX && self.replying && offset >= HOT_SPAN && pad == 0 && self.hot_restart()? {
+        if size <= HOT_RECORD_MAX
+            && self.replying
+            && offset >= HOT_SPAN
+            && pad == 0
+            && self.hot_restart(offset, size)?
+        {
             pad = to_end;
         }
         let need = (pad + size) as u64;
@@ -198,8 +203,8 @@ impl Producer {
         Ok(Some(Reservation { offset: if pad > 0 { 0 } else { offset }, len, pad }))
     }
 
-    /// Whether a reply of up to 8 KiB, [`HOT_SPAN`] bytes or more into the buffer, should
-    /// start again at offset 0, behind a padding record to the buffer end (which the consumer
+    /// Whether a reply of up to 8 KiB, [`HOT_SPAN`] bytes or more into the buffer (and no less
+    /// than its own size, so that it fits before its offset), should start again at offset 0, behind a padding record to the buffer end (which the consumer
     /// accepts like any other): it should when the consumer has read everything. Request and
     /// response then reuse a few cache lines instead of walking the whole 4 MiB buffer, whose
     /// lines are cold: spinning round trips on the 2-vCPU test machine, interleaved runs, 64 B
@@ -209,8 +214,9 @@ impl Producer {
     /// replies (16 KiB round trips took twice as long: 4.6 against 2.3 µs). Looks at the
     /// consumer's head at most once per `HOT_SPAN` bytes.
     #[inline(never)]
-    fn hot_restart(&mut self) -> Result<bool> {
-        if (self.tail.wrapping_sub(self.hot_check) as i64) < 0 {
+    fn hot_restart(&mut self, offset: usize, size: usize) -> Result<bool> {
+        // The reply goes at 0 and the padding takes the rest: it must fit before `offset`.
+        if offset < size || (self.tail.wrapping_sub(self.hot_check) as i64) < 0 {
             return Ok(false);
         }
         self.hot_check = self.tail.wrapping_add(HOT_SPAN as u64);
@@ -606,6 +612,20 @@ mod tests {
                 assert_eq!(take(&mut c).unwrap(), msg, "{len} bytes, step {i}");
             }
         }
+    }
+
+    #[test]
+    fn a_reply_larger_than_the_space_behind_it_walks_on() {
+        // 4,112 bytes into an emptied ring: an 8 KiB reply does not fit before that offset, so
+        // it must not try to start again at 0 (the ring would seem full though it is empty).
+        let mut heap = HeapRing::new(1 << 16);
+        let (mut p, mut c) = heap.ends();
+        assert!(put(&mut p, &[1; 4096]));
+        assert_eq!(take(&mut c).unwrap().len(), 4096);
+        p.received();
+        assert!(put(&mut p, &[2; 8192]), "an empty ring refused an 8 KiB reply");
+        assert_eq!(p.tail, 4112 + 8208, "the reply follows the first record");
+        assert_eq!(take(&mut c).unwrap(), vec![2; 8192]);
     }
 
     #[test]
