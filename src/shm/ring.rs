@@ -85,8 +85,9 @@ impl Ring {
     }
 }
 
-/// How far into the buffer a replying producer goes before it looks whether the consumer
-/// has read everything, and if so starts again at offset 0 (see [`Producer::try_reserve`]).
+/// How far into the buffer a reply must be (and at least its own record size) before the
+/// producer looks whether the consumer has read everything, and if so starts again at offset
+/// 0; also the least distance between two looks (see [`Producer::hot_restart`]).
 const HOT_SPAN: usize = 4096;
 
 /// The largest record (header included) with which a reply starts again at offset 0: 8 KiB
@@ -174,6 +175,9 @@ impl Producer {
     ///
     /// # Errors
     /// [`Error::CorruptSegment`] if the consumer's published head is impossible.
+    ///
+    /// # Panics
+    /// If `len > max_record()` (callers split messages into records first).
     #[inline(always)]
     pub(crate) fn try_reserve(&mut self, len: usize) -> Result<Option<Reservation>> {
         assert!(len <= self.max_record(), "record of {len} bytes is above the ring's record limit");
@@ -182,6 +186,8 @@ impl Producer {
         let offset = (self.tail & self.ring.mask()) as usize;
         let to_end = capacity - offset;
         let mut pad = if size <= to_end { 0 } else { to_end };
+        // The cheap conditions inline; the rest (size against offset, the look at the
+        // consumer) out of line, so that this function stays small enough to inline.
         if size <= HOT_RECORD_MAX
             && self.replying
             && offset >= HOT_SPAN
@@ -203,16 +209,21 @@ impl Producer {
         Ok(Some(Reservation { offset: if pad > 0 { 0 } else { offset }, len, pad }))
     }
 
-    /// Whether a reply of up to 8 KiB, [`HOT_SPAN`] bytes or more into the buffer (and no less
-    /// than its own size, so that it fits before its offset), should start again at offset 0, behind a padding record to the buffer end (which the consumer
-    /// accepts like any other): it should when the consumer has read everything. Request and
-    /// response then reuse a few cache lines instead of walking the whole 4 MiB buffer, whose
-    /// lines are cold: spinning round trips on the 2-vCPU test machine, interleaved runs, 64 B
-    /// 0.20-0.22 against 0.25-0.27 µs, 1 KiB 0.35-0.39 against 0.55-0.57, 4 KiB 0.97-1.01
-    /// against 1.31-1.32, 8 KiB 1.62-1.71 against 1.90-1.93. Not for streams (a producer that
-    /// rewrote lines the consumer had just read slowed 1 KiB streams to a quarter) or larger
-    /// replies (16 KiB round trips took twice as long: 4.6 against 2.3 µs). Looks at the
-    /// consumer's head at most once per `HOT_SPAN` bytes.
+    /// For a reply of up to 8 KiB ([`HOT_RECORD_MAX`]) at least [`HOT_SPAN`] bytes into the
+    /// buffer, which the caller checks: whether it should start again at offset 0, behind a
+    /// padding record to the buffer end (which the consumer accepts like any other). It should
+    /// when it fits before its offset and the consumer has read everything. Request and
+    /// response then reuse a few cache lines instead of walking the whole buffer (4 MiB by
+    /// default), whose lines are cold: spinning round trips on the 2-vCPU test machine,
+    /// interleaved runs, 64 B 0.20-0.22 against 0.25-0.27 µs, 1 KiB 0.35-0.39 against
+    /// 0.55-0.57, 4 KiB 0.97-1.01 against 1.31-1.32, 8 KiB 1.62-1.71 against 1.90-1.93. Not for
+    /// streams (a producer that rewrote lines the consumer had just read slowed 1 KiB streams
+    /// to a quarter) or larger replies (16 KiB round trips took twice as long: 4.6 against 2.3
+    /// µs). Looks at the consumer's head at most once per `HOT_SPAN` bytes: a look, whatever
+    /// it finds, puts off the next by `HOT_SPAN`.
+    ///
+    /// # Errors
+    /// [`Error::CorruptSegment`] if the consumer's published head is impossible.
     #[inline(never)]
     fn hot_restart(&mut self, offset: usize, size: usize) -> Result<bool> {
         // The reply goes at 0 and the padding takes the rest: it must fit before `offset`.
@@ -629,12 +640,78 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_restarts_only_from_its_own_size_on() {
+        // An 8 KiB reply (a record of 8,208 bytes) into an emptied ring: 16 bytes short of its
+        // size it walks on, at its size it starts again at 0.
+        for (before, restarts) in [(vec![4080, 4080], false), (vec![8192], true)] {
+            let mut heap = HeapRing::new(1 << 16);
+            let (mut p, mut c) = heap.ends();
+            for len in before {
+                assert!(put(&mut p, &vec![1; len]));
+                assert_eq!(take(&mut c).unwrap().len(), len);
+            }
+            let offset = p.tail;
+            p.received();
+            assert!(put(&mut p, &[2; 8192]));
+            let expected = if restarts { (1 << 16) + 8208 } else { offset + 8208 };
+            assert_eq!(p.tail, expected, "a reply at offset {offset}");
+            assert_eq!(take(&mut c).unwrap(), vec![2; 8192]);
+        }
+    }
+
+    #[test]
+    fn only_the_first_send_after_a_receive_is_a_reply() {
+        let mut heap = HeapRing::new(1 << 16);
+        let (mut p, mut c) = heap.ends();
+        // A reply below HOT_SPAN walks on.
+        assert!(put(&mut p, &[1; 64]));
+        assert_eq!(take(&mut c).unwrap().len(), 64);
+        p.received();
+        assert!(put(&mut p, &[1; 64]));
+        assert_eq!(p.tail, 160, "a reply 80 bytes in started again");
+        assert_eq!(take(&mut c).unwrap().len(), 64);
+        // Past HOT_SPAN, a reply to the emptied ring starts again at 0 ...
+        assert!(put(&mut p, &[1; 4096]));
+        assert_eq!(take(&mut c).unwrap().len(), 4096);
+        p.received();
+        assert!(put(&mut p, &[2; 64]));
+        assert_eq!(p.tail & p.ring.mask(), 80, "the reply did not start again at 0");
+        assert_eq!(take(&mut c).unwrap().len(), 64);
+        // ... and the sends after it, with nothing received, walk on.
+        for i in 0..200 {
+            assert!(put(&mut p, &[3; 64]));
+            assert_eq!(take(&mut c).unwrap().len(), 64, "send {i}");
+        }
+        assert_eq!(p.tail & p.ring.mask(), 80 + 200 * 80, "a send that was no reply started again");
+    }
+
+    #[test]
+    fn a_look_at_an_unread_ring_puts_off_the_next_by_hot_span() {
+        let mut heap = HeapRing::new(1 << 16);
+        let (mut p, mut c) = heap.ends();
+        assert!(put(&mut p, &[1; 4096]));
+        // The consumer has not read it: the reply looks, finds data, and walks on.
+        p.received();
+        assert!(put(&mut p, &[2; 64]));
+        assert_eq!(p.tail, 4112 + 80);
+        assert_eq!(take(&mut c).unwrap().len(), 4096);
+        assert_eq!(take(&mut c).unwrap().len(), 64);
+        // The ring is empty now, but the next look is due only HOT_SPAN bytes after the last.
+        p.received();
+        assert!(put(&mut p, &[3; 64]));
+        assert_eq!(p.tail, 4112 + 160, "a reply looked again within HOT_SPAN bytes");
+        assert_eq!(take(&mut c).unwrap().len(), 64);
+    }
+
+    #[test]
     fn streams_large_replies_and_an_unread_ring_walk_on() {
         // (received before each put, record payload, read each before the next put, puts)
         for (reply, len, read, puts) in [(false, 1000, true, 40), (true, 8200, true, 20), (true, 1000, false, 40)] {
             let mut heap = HeapRing::new(1 << 16);
             let (mut p, mut c) = heap.ends();
             let mut furthest = 0;
+            // Half the 64 KiB ring: a restart (at most 4 KiB plus one record in) never gets there.
+            const WALKED: usize = 1 << 15;
             for i in 0..puts {
                 if reply {
                     p.received();
@@ -645,10 +722,7 @@ mod tests {
                     assert_eq!(take(&mut c).unwrap(), vec![i as u8; len]);
                 }
             }
-            assert!(
-                furthest > (1 << 15),
-                "reply {reply}, {len} bytes, read {read}: went back to 0 (got to {furthest})"
-            );
+            assert!(furthest > WALKED, "reply {reply}, {len} bytes, read {read}: went back to 0 (got to {furthest})");
         }
     }
 
@@ -659,7 +733,8 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (seed >> 33) % n
         };
-        for capacity in [4096usize, 16384] {
+        // 64 KiB: records up to 16 KiB, so replies above and below the 8 KiB restart limit.
+        for capacity in [4096usize, 16384, 1 << 16] {
             let mut heap = HeapRing::new(capacity);
             let (mut p, mut c) = heap.ends();
             let mut model: VecDeque<Vec<u8>> = VecDeque::new();
