@@ -89,6 +89,70 @@ fn small_messages_are_one_record_each_and_big_ones_fragments() {
 }
 
 #[test]
+fn a_batch_is_one_record_per_small_message_in_order_around_fragmented_ones() {
+    with_deadline(LIMIT, || {
+        let (mut t, raw) = raw_peer(&Options::new());
+        let big = common::payload(7, 300 << 10);
+        let mut expected: Vec<Vec<u8>> = (0..150u64).map(|i| common::payload(i, (i as usize * 7) % 300)).collect();
+        expected.insert(100, big);
+        // More than the socket buffer holds: the sender must wait for the reader.
+        let sender = {
+            let msgs = expected.clone();
+            thread::spawn(move || {
+                let batch: Vec<&[u8]> = msgs.iter().map(|m| &m[..]).collect();
+                t.send_batch(&batch).unwrap();
+                t
+            })
+        };
+        let mut record = vec![0u8; 256 << 10];
+        let mut got = Vec::new();
+        let mut partial = Vec::new();
+        while got.len() < expected.len() {
+            let n = recv(raw.as_raw_fd(), &mut record, MsgFlags::empty()).unwrap();
+            match record[0] {
+                1 => got.push(record[1..n].to_vec()),
+                2 => partial = record[5..n].to_vec(),
+                3 => partial.extend_from_slice(&record[1..n]),
+                4 => {
+                    partial.extend_from_slice(&record[1..n]);
+                    got.push(std::mem::take(&mut partial));
+                }
+                other => panic!("unexpected tag {other} after {} messages", got.len()),
+            }
+        }
+        for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+            assert!(g == e, "message {i} of the batch ({} bytes) arrived as {} bytes or changed", e.len(), g.len());
+        }
+        drop(sender.join().unwrap());
+    });
+}
+
+#[test]
+fn batches_sent_both_ways_at_once_wait_for_room_and_read_ahead() {
+    with_deadline(LIMIT, || {
+        // 20,000 messages each way, about 2.4 MB: far more than both socket buffers, so each
+        // side's batch waits for room while its peer's batch fills its own socket.
+        const COUNT: u64 = 20_000;
+        let (a, b) = switchboard::pair(Kind::Seqpacket, &Options::new()).unwrap();
+        let side = |mut t: Box<dyn Transport>| {
+            thread::spawn(move || {
+                let msgs: Vec<Vec<u8>> = (0..COUNT).map(|i| common::sequenced(i, 100)).collect();
+                let batch: Vec<&[u8]> = msgs.iter().map(|m| &m[..]).collect();
+                t.send_batch(&batch).unwrap();
+                let mut buf = Vec::new();
+                for i in 0..COUNT {
+                    t.recv(&mut buf).unwrap();
+                    assert_eq!(common::check_sequenced(&buf), Ok(i));
+                }
+            })
+        };
+        let (x, y) = (side(a), side(b));
+        x.join().unwrap();
+        y.join().unwrap();
+    });
+}
+
+#[test]
 fn the_default_maximum_goes_through_and_one_more_byte_is_refused() {
     with_deadline(LIMIT, || {
         let (mut a, mut b) = SeqpacketTransport::pair(&Options::new()).unwrap();
