@@ -358,6 +358,19 @@ impl ShmTransport {
     /// [`recv_until`](Self::recv_until) when no whole message is ready in the ring.
     #[inline(never)]
     fn recv_waiting(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<usize> {
+        // Most often nothing has arrived yet: wait, then take a whole message by the quick path
+        // as soon as it is there (spinning 64-byte round trips between two threads, twelve
+        // alternating runs: median 135 ns against 146 through `next_message`, which handles
+        // everything else).
+        if self.inbox.is_empty() && self.partial_total.is_none() && !self.broken {
+            let arrived = self.consumer.has_data().inspect_err(|_| self.broken = true)?;
+            if !arrived {
+                self.wait(Want::Data, deadline)?;
+                if let Some(rec) = self.quick_whole() {
+                    return self.take_whole(&rec, buf);
+                }
+            }
+        }
         match self.next_message(deadline)? {
             Incoming::Ring(rec) => self.take_whole(&rec, buf),
             Incoming::Owned(msg) => {
