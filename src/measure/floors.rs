@@ -4,10 +4,6 @@
 //! - **Cache-line round trip**: two threads on two CPUs (pinned with `sched_setaffinity(2)`
 //!   to the first two CPUs this process may use) ping-pong one atomic in one cache line. The
 //!   median of batches of 100 round trips: the floor of a spinning shared-memory round trip.
-//! - **Data-ring round trip**: the same two threads send 64-byte messages back and forth
-//!   through two bare rings of the shm transport's design (`ring_floor.rs`): what a ring
-//!   that carries data costs before any code, at least two cache lines a message (the index
-//!   that publishes it and the record).
 //! - **Cross-core wake-up**: the same two threads ping-pong through two eventfds
 //!   (`eventfd(2)`), each sleeping in a blocking `read(2)`. Half the median round trip is one
 //!   wake-up; a blocking round trip pays two. Measured again with both threads on one CPU
@@ -42,7 +38,6 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use serde::Serialize;
 
 use super::report::human_size;
-use super::ring_floor::{RING_FLOOR_SIZE, data_ring_rt};
 use super::{Measurement, Mechanism, raw, sys};
 use crate::error::{Error, Result};
 use crate::transport::{Kind, WaitStrategy};
@@ -66,9 +61,6 @@ use crate::transport::{Kind, WaitStrategy};
 pub struct Floors {
     /// Median cache-line round trip between two CPUs, ns; `None` with one CPU.
     pub cache_line_rt_ns: Option<f64>,
-    /// Median round trip of a 64-byte message through two bare data rings between the same
-    /// two CPUs, ns; `None` with one CPU.
-    pub data_ring_rt_ns: Option<f64>,
     /// One cross-core wake-up (half an eventfd round trip), ns.
     pub wake_up_ns: f64,
     /// One wake-up with both threads on one CPU, ns.
@@ -85,11 +77,11 @@ pub struct Floors {
 }
 
 /// Round trips between two threads, for a budget, timed in batches.
-pub(super) const CACHE_LINE_BATCH: u32 = 100;
+const CACHE_LINE_BATCH: u32 = 100;
 const SYSCALL_BATCH: u32 = 1000;
 
 /// How long one side of a floor measurement waits for the other before giving up.
-pub(super) const FLOOR_LIMIT: Duration = Duration::from_secs(10);
+const FLOOR_LIMIT: Duration = Duration::from_secs(10);
 
 #[repr(align(128))]
 struct Line(AtomicU64);
@@ -107,9 +99,9 @@ impl Floors {
             Some((a, b)) => format!("pinned to cpu{a} and cpu{b}"),
             None => "one CPU: not pinned, no cache-line floor".into(),
         };
-        let (cache_line_rt_ns, data_ring_rt_ns) = match cores {
-            Some(cores) => (Some(cache_line_rt(cores, budget)?), Some(data_ring_rt(cores, budget)?)),
-            None => (None, None),
+        let cache_line_rt_ns = match cores {
+            Some(cores) => Some(cache_line_rt(cores, budget)?),
+            None => None,
         };
         let wake_up_ns = wake_rt(cores, budget)? / 2.0;
         let same_core_wake_up_ns = wake_rt(cores.map(|(a, _)| (a, a)), budget)? / 2.0;
@@ -119,7 +111,6 @@ impl Floors {
         let memcpy_mb_per_s = sizes.iter().map(|&s| (s, best_copy(s))).collect();
         Ok(Floors {
             cache_line_rt_ns,
-            data_ring_rt_ns,
             wake_up_ns,
             same_core_wake_up_ns,
             syscall_ns,
@@ -153,7 +144,6 @@ impl Floors {
     ///
     /// let floors = Floors {
     ///     cache_line_rt_ns: Some(100.0),
-    ///     data_ring_rt_ns: Some(140.0),
     ///     wake_up_ns: 5_000.0,
     ///     same_core_wake_up_ns: 6_000.0,
     ///     syscall_ns: 250.0,
@@ -190,12 +180,6 @@ impl Floors {
             out,
             "  {:<24} {:>9} µs   one atomic ping-ponged between two CPUs: the floor of spinning shm",
             "cache-line round trip", cache_line
-        );
-        let ring = self.data_ring_rt_ns.map_or("-".to_string(), |ns| format!("{:.3}", ns / 1e3));
-        let _ = writeln!(
-            out,
-            "  {:<24} {:>9} µs   {} B through two bare rings (index + record lines): the floor of a data ring",
-            "data-ring round trip", ring, RING_FLOOR_SIZE
         );
         let _ = writeln!(
             out,
@@ -264,7 +248,7 @@ fn two_cores() -> Option<(usize, usize)> {
 }
 
 /// Runs `a` and `b` on two threads pinned to `cores` (unpinned without them).
-pub(super) fn on_two_cores<A, B>(cores: Option<(usize, usize)>, a: A, b: B) -> Result<f64>
+fn on_two_cores<A, B>(cores: Option<(usize, usize)>, a: A, b: B) -> Result<f64>
 where
     A: FnOnce() -> Result<f64> + Send + 'static,
     B: FnOnce() -> Result<()> + Send + 'static,
@@ -398,7 +382,7 @@ fn syscall(budget: Duration) -> f64 {
     median(&mut batches)
 }
 
-pub(super) fn median(samples: &mut [f64]) -> f64 {
+fn median(samples: &mut [f64]) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples.get(samples.len() / 2).copied().unwrap_or(0.0)
 }
@@ -410,7 +394,6 @@ mod tests {
     fn floors() -> Floors {
         Floors {
             cache_line_rt_ns: Some(100.0),
-            data_ring_rt_ns: Some(140.0),
             wake_up_ns: 5_000.0,
             same_core_wake_up_ns: 7_000.0,
             syscall_ns: 250.0,
@@ -441,9 +424,7 @@ mod tests {
         let f = Floors::measure(&[64], Duration::from_millis(2)).unwrap();
         assert!(f.wake_up_ns > 0.0 && f.syscall_ns > 0.0 && f.timer_ns >= 0.0);
         assert!(f.cache_line_rt_ns.is_none_or(|ns| ns > 0.0));
-        assert_eq!(f.data_ring_rt_ns.is_some(), f.cache_line_rt_ns.is_some());
-        assert!(f.data_ring_rt_ns.is_none_or(|ns| ns > 0.0));
-        assert!(f.table().contains("cross-core wake-up") && f.table().contains("data-ring round trip"));
+        assert!(f.table().contains("cross-core wake-up") && f.table().contains("timer"));
     }
 
     #[test]

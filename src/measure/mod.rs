@@ -47,8 +47,6 @@ mod raw_ipc;
 mod regression;
 mod report;
 mod results;
-#[allow(unsafe_code)] // the data-ring floor's records are plain memory shared by two threads
-mod ring_floor;
 mod stats;
 mod sys;
 mod table;
