@@ -210,6 +210,7 @@ fn run(args: Args, baseline: Option<Report>) -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
     // The floors first, while no child runs.
     let floors = Floors::measure(&sizes, settings.duration)?;
+    let timer_ns = measure::timer_ns(settings.duration);
     let mut skipped = Vec::new();
     let bar = ProgressBar::new((mechanisms.len() * sizes.len() * settings.trials) as u64);
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} [{elapsed}]").expect("valid template"));
@@ -249,7 +250,15 @@ fn run(args: Args, baseline: Option<Report>) -> Result<(), Box<dyn Error>> {
     bar.finish_and_clear();
     let open_loop_duration =
         args.open_loop_duration.unwrap_or(if args.quick { Duration::from_millis(200) } else { Duration::from_secs(1) });
-    let extras = measure_extras(&args.open_loop, open_loop_duration, &mechanisms, &sizes, &settings, floors, skipped)?;
+    let extras = measure_extras(
+        &args.open_loop,
+        open_loop_duration,
+        &mechanisms,
+        &sizes,
+        &settings,
+        (floors, timer_ns),
+        skipped,
+    )?;
 
     // Stdout may be closed (`| head`), but the files are the results: write them regardless.
     let mut out = io::stdout().lock();
@@ -293,6 +302,8 @@ fn print_results(out: &mut impl Write, report: &Report, baseline: Option<(&Repor
 #[derive(serde::Serialize)]
 struct Extras {
     floors: Floors,
+    /// An empty timed interval, ns: inside every round trip of the table (`timer_ns`).
+    timer_ns: f64,
     /// Mechanism and size pairs not measured, and why.
     skipped: Vec<String>,
     udp_loss: Vec<UdpLoss>,
@@ -363,7 +374,7 @@ fn measure_extras(
     mechanisms: &[Mechanism],
     sizes: &[usize],
     settings: &Settings,
-    floors: Floors,
+    (floors, timer_ns): (Floors, f64),
     skipped: Vec<String>,
 ) -> Result<Extras, Box<dyn Error>> {
     let mut udp_loss = Vec::new();
@@ -386,7 +397,7 @@ fn measure_extras(
     }
     bar.finish_and_clear();
     let batch = measure_batches(mechanisms, sizes, settings)?;
-    Ok(Extras { floors, skipped, udp_loss, udp_resends: measure::udp_resends(), open_loop, batch })
+    Ok(Extras { floors, timer_ns, skipped, udp_loss, udp_resends: measure::udp_resends(), open_loop, batch })
 }
 
 impl Extras {
@@ -414,7 +425,15 @@ impl Extras {
         for line in &self.skipped {
             writeln!(out, "  {line}")?;
         }
-        writeln!(out, "\n{}", self.floors.table())?;
+        write!(out, "\n{}", self.floors.table())?;
+        // Not a floor: the cost of timing each round trip, which the table's figures include and
+        // the floors (timed in batches) do not.
+        writeln!(
+            out,
+            "  {:<24} {:>9.3} µs   two clock reads back to back: inside every round trip timed above\n",
+            "timer",
+            self.timer_ns / 1e3
+        )?;
         writeln!(out, "{}", self.floors.distances(&report.measurements))?;
         if !self.udp_loss.is_empty() {
             writeln!(

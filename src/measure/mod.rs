@@ -63,7 +63,7 @@ use external::Run;
 
 pub use baseline::{Baseline, UdpLoss, udp_resends, udp_stream_loss};
 pub use external::{ENV_MEASURE_LINK, Job, measure_link};
-pub use floors::Floors;
+pub use floors::{Floors, timer_ns};
 pub use link::Link;
 pub use load::{LOAD_BUSY, LOAD_SLEEP, Load};
 pub use mechanism::{Mechanism, Role, parse_count, parse_pin, parse_seconds, parse_size, parse_transport};
