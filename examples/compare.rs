@@ -210,7 +210,6 @@ fn run(args: Args, baseline: Option<Report>) -> Result<(), Box<dyn Error>> {
     let started = Instant::now();
     // The floors first, while no child runs.
     let floors = Floors::measure(&sizes, settings.duration)?;
-    let timer_ns = measure::timer_ns(settings.duration);
     let mut skipped = Vec::new();
     let bar = ProgressBar::new((mechanisms.len() * sizes.len() * settings.trials) as u64);
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} [{elapsed}]").expect("valid template"));
@@ -250,15 +249,7 @@ fn run(args: Args, baseline: Option<Report>) -> Result<(), Box<dyn Error>> {
     bar.finish_and_clear();
     let open_loop_duration =
         args.open_loop_duration.unwrap_or(if args.quick { Duration::from_millis(200) } else { Duration::from_secs(1) });
-    let extras = measure_extras(
-        &args.open_loop,
-        open_loop_duration,
-        &mechanisms,
-        &sizes,
-        &settings,
-        (floors, timer_ns),
-        skipped,
-    )?;
+    let extras = measure_extras(&args.open_loop, open_loop_duration, &mechanisms, &sizes, &settings, floors, skipped)?;
 
     // Stdout may be closed (`| head`), but the files are the results: write them regardless.
     let mut out = io::stdout().lock();
@@ -374,7 +365,7 @@ fn measure_extras(
     mechanisms: &[Mechanism],
     sizes: &[usize],
     settings: &Settings,
-    (floors, timer_ns): (Floors, f64),
+    floors: Floors,
     skipped: Vec<String>,
 ) -> Result<Extras, Box<dyn Error>> {
     let mut udp_loss = Vec::new();
@@ -397,6 +388,7 @@ fn measure_extras(
     }
     bar.finish_and_clear();
     let batch = measure_batches(mechanisms, sizes, settings)?;
+    let timer_ns = measure::timer_ns(settings.duration);
     Ok(Extras { floors, timer_ns, skipped, udp_loss, udp_resends: measure::udp_resends(), open_loop, batch })
 }
 
