@@ -116,6 +116,43 @@ fn zero_copy_slots() {
 }
 
 #[test]
+fn slots_that_wait_for_their_message_get_it_whole_and_in_order() {
+    // A ping-pong in place between two threads: most receives find nothing yet and wait, so
+    // each message is taken by the path that follows a wait; the echo sends every one back.
+    for wait in WaitStrategy::ALL {
+        with_deadline(LIMIT, move || {
+            let (mut a, mut b) = ShmTransport::pair(&Options::new().wait_strategy(wait)).unwrap();
+            let echo = thread::spawn(move || {
+                let mut copy = Vec::new();
+                loop {
+                    {
+                        let msg = b.recv_in_place().unwrap();
+                        copy.clear();
+                        copy.extend_from_slice(&msg);
+                    }
+                    if copy.is_empty() {
+                        return;
+                    }
+                    let mut slot = b.reserve(copy.len()).unwrap();
+                    slot.copy_from_slice(&copy);
+                    slot.commit();
+                }
+            });
+            for i in 0..2000u64 {
+                let want = payload(i, 1 + (i * 37 % 300) as usize);
+                let mut slot = a.reserve(want.len()).unwrap();
+                slot.copy_from_slice(&want);
+                slot.commit();
+                let got = a.recv_in_place().unwrap();
+                assert!(*got == want[..], "reply {i} ({wait})");
+            }
+            a.reserve(0).unwrap().commit();
+            echo.join().unwrap();
+        });
+    }
+}
+
+#[test]
 fn tiny_ring_fragments_large_messages() {
     for wait in WaitStrategy::ALL {
         with_deadline(LIMIT, move || {

@@ -89,6 +89,9 @@ impl ShmTransport {
         if let Some(rec) = self.quick_whole() {
             return Ok(ShmRecvSlot { transport: self, inner: Slot::Ring(rec) });
         }
+        if let Some(rec) = self.wait_for_whole(deadline)? {
+            return Ok(ShmRecvSlot { transport: self, inner: Slot::Ring(rec) });
+        }
         let inner = match self.next_message(deadline)? {
             Incoming::Ring(rec) => Slot::Ring(rec),
             Incoming::Owned(msg) => Slot::Owned(msg),
